@@ -1,0 +1,90 @@
+"""The ``simpersona`` console script: ``simpersona <command> [key=value ...]``.
+
+Each command is a function ``run(cfg: DictConfig) -> int | None`` in some module, named here
+as a string so that nothing heavy is imported until the command runs. Importing the module
+registers its structured configs; the root config is ``configs/<root>.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+#: words on the command line -> ("module:function", root config name)
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("shop",): ("simpersona_env.commands.shop:run", "shop"),
+    ("play",): ("simpersona_env.commands.play:run", "play"),
+    ("bench", "env"): ("simpersona_env.commands.bench_env:run", "bench_env"),
+    ("ingest",): ("simpersona_env.commands.ingest:run", "ingest"),
+    ("personas", "train"): ("simpersona_env.commands.personas:train", "personas_train"),
+    ("personas", "assign"): ("simpersona_env.commands.personas:assign", "personas_assign"),
+    ("personas", "report"): ("simpersona_env.commands.personas:report", "personas_report"),
+    ("demo",): ("simpersona_env.commands.demo:run", "demo"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: simpersona <command> [key=value ...]   (hydra overrides)", "", "commands:"]
+    for words, (target, _) in COMMANDS.items():
+        module, func = target.split(":")
+        doc = ""
+        try:
+            doc = (getattr(importlib.import_module(module), func).__doc__ or "").strip()
+        except ImportError:
+            pass
+        lines.append(f"  {' '.join(words):<18} {doc.splitlines()[0] if doc else ''}")
+    lines += ["", "`simpersona <command> --help` shows its settings."]
+    return "\n".join(lines)
+
+
+def _split(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    for n in (2, 1):
+        words = tuple(argv[:n])
+        if words in COMMANDS:
+            return words, list(argv[n:])
+    return (), list(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    from simpersona_env.errors import SimPersonaError, did_you_mean
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    words, rest = _split(argv)
+    if not words:
+        known = [" ".join(w) for w in COMMANDS]
+        guess = " ".join(a for a in argv[:2] if "=" not in a)
+        print(f"simpersona: unknown command {guess!r}{did_you_mean(guess, known)}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    target, root = COMMANDS[words]
+    module, func = target.split(":")
+    fn = getattr(importlib.import_module(module), func)
+    from simpersona_env.config import compose
+
+    try:
+        if "--help" in rest or "-h" in rest:
+            from omegaconf import OmegaConf
+
+            print((fn.__doc__ or "").strip(), "\n")
+            print(OmegaConf.to_yaml(compose(root, [a for a in rest if a not in {"--help", "-h"}])))
+            return 0
+        cfg = compose(root, rest)
+        code = fn(cfg)
+    except SimPersonaError as exc:
+        print(f"simpersona {' '.join(words)}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

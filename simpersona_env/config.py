@@ -1,0 +1,112 @@
+"""Hydra structured configs: every setting declared once, typed, with a help string.
+
+Each component declares a dataclass whose fields carry ``metadata={"help": ...}`` (use
+:func:`field`), registers it with :func:`register`, and its command has a root YAML in
+``configs/`` that lists the schema first in its defaults and then holds only choices and
+deltas. Values known only at run time are ``???`` and filled in one place.
+
+Commands compose their config with :func:`compose` (hydra's compose API, so that one
+console script hosts many subcommands); config errors come back as
+:class:`~simpersona_env.errors.ConfigError` naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from simpersona_env.errors import ConfigError
+
+__all__ = ["CONFIG_DIR", "compose", "field", "register", "to_object", "help_of"]
+
+T = TypeVar("T")
+
+#: Where the YAML configs live: ``$SIMPERSONA_CONFIG_DIR`` or ``configs/`` at the repo root.
+CONFIG_DIR = Path(
+    os.environ.get("SIMPERSONA_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs")
+)
+
+
+def field(default: Any = dataclasses.MISSING, *, help: str, **kwargs: Any) -> Any:  # noqa: A002
+    """A dataclass field with a help string (shown by ``simpersona CMD --help``).
+
+    Mutable defaults go through ``default_factory`` automatically.
+    """
+    if isinstance(default, (list, dict, set)):
+        value = default
+        kwargs["default_factory"] = lambda: type(value)(value)
+        default = dataclasses.MISSING
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def register(name: str, node: Any, group: str | None = None) -> None:
+    """Register a structured config (a dataclass) under ``name`` (and ``group``) with hydra."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=name, node=node, group=group)
+
+
+def compose(root: str, overrides: Sequence[str] = (), config_dir: Path | None = None) -> DictConfig:
+    """Compose the root config ``configs/<root>.yaml`` with ``key=value`` overrides.
+
+    Raises:
+        ConfigError: on an unknown key, a bad value, or an unknown group choice, naming it.
+
+    Example:
+        >>> cfg = compose("shop", ["store=builtin"])  # doctest: +SKIP
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    config_dir = Path(config_dir or CONFIG_DIR).resolve()
+    if not (config_dir / f"{root}.yaml").exists():
+        raise ConfigError(f"no root config {root!r} in {config_dir}; set SIMPERSONA_CONFIG_DIR "
+                          "to the repository's configs/ folder")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = hydra_compose(config_name=root, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"bad config for '{root}': {exc}\n"
+                          f"(run `simpersona {root.replace('_', ' ')} --help` to list the keys; "
+                          "prefix a new key with '+' only if you mean to add it)") from exc
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def to_object(cfg: DictConfig | dict, cls: type[T]) -> T:
+    """Turn a (sub)config into its dataclass, checking that every ``???`` has been filled."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    missing = sorted(OmegaConf.missing_keys(node))
+    if missing:
+        raise ConfigError(f"{cls.__name__}: required value(s) not set: {', '.join(missing)}; "
+                          "pass them as key=value")
+    data = OmegaConf.to_container(node, resolve=True)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    return cls(**data)
+
+
+def help_of(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, help) for each field of a config dataclass."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = repr(f.default_factory())  # type: ignore[misc]
+        else:
+            default = "???"
+        rows.append((f.name, default, f.metadata.get("help", "")))
+    return rows
