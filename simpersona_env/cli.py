@@ -22,6 +22,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("personas", "train"): ("simpersona_env.commands.personas:train", "personas_train"),
     ("personas", "assign"): ("simpersona_env.commands.personas:assign", "personas_assign"),
     ("personas", "report"): ("simpersona_env.commands.personas:report", "personas_report"),
+    # agents/ is referenced by name only: the library never imports it (ARCHITECTURE.md).
+    ("agent", "train"): ("agents.commands:train", "agent_train"),
     ("demo",): ("simpersona_env.commands.demo:run", "demo"),
 }
 
