@@ -1,0 +1,51 @@
+"""The package layout promises of ARCHITECTURE.md and STYLE.md."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _imported_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def test_agents_resolves_to_this_repository():
+    import agents
+
+    assert Path(agents.__file__).resolve().is_relative_to(REPO), agents.__file__
+
+
+def test_library_import_is_light():
+    mods = _imported_after("import simpersona_env")
+    heavy = {"torch", "transformers", "playwright", "trl", "ray"} & mods
+    assert not heavy, f"import simpersona_env pulled in {heavy}"
+
+
+def test_storefront_does_not_import_gym_or_torch():
+    mods = _imported_after("import storefront_mock, storefront_mock.canonical")
+    assert not {"gymnasium", "torch"} & mods
+
+
+def test_env_is_registered():
+    import gymnasium as gym
+
+    import simpersona_env  # noqa: F401
+
+    assert "simpersona/Storefront-v0" in gym.registry
+
+
+def test_cli_lists_commands():
+    out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for word in ("shop", "play", "ingest", "personas train"):
+        assert word in out.stdout
+
+
+def test_cli_unknown_command_suggests():
+    out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "shp"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "did you mean 'shop'" in out.stderr
