@@ -1,0 +1,189 @@
+"""Alignment of simulated and real funnel rates, with bootstrap confidence intervals.
+
+The paper's figures, per merchant m with a real rate r_m and a simulated rate s_m:
+
+- **rate alignment** = mean over merchants of ``max(0, 1 - |s_m - r_m| / r_m)``;
+  conversion-rate alignment is this with r, s = buyers with a purchase / buyers;
+- **funnel action-rate alignment** = the same per funnel stage, averaged over stages;
+- **correlation** of simulated and real rates across merchants (Pearson).
+
+Intervals come from a paired bootstrap that resamples *buyers* within each merchant, on both
+sides independently (the real and simulated buyers are different people), and recomputes the
+whole figure, so the interval reflects how many buyers each rate rests on.
+
+Inputs are per-merchant boolean matrices ``reach[buyer, stage]`` (did the buyer reach the
+stage), as computed from canonical events by the same code for both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simpersona_env.errors import DataError
+
+__all__ = ["Estimate", "AlignmentResult", "alignment_score", "rate_alignment", "funnel_alignment"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap interval (``lo``, ``hi`` at ``level``)."""
+
+    value: float
+    lo: float
+    hi: float
+    level: float = 0.95
+
+    def as_dict(self) -> dict[str, float]:
+        return {"value": self.value, "lo": self.lo, "hi": self.hi, "level": self.level}
+
+
+@dataclass(frozen=True)
+class AlignmentResult:
+    """Alignment of one rate (or the funnel average) across merchants."""
+
+    alignment: Estimate
+    correlation: Estimate | None  # None with fewer than 3 merchants
+    per_merchant: dict[str, dict[str, float]]  # merchant -> {"real", "sim", "alignment"}
+
+    def as_dict(self) -> dict:
+        return {
+            "alignment": self.alignment.as_dict(),
+            "correlation": None if self.correlation is None else self.correlation.as_dict(),
+            "per_merchant": self.per_merchant,
+        }
+
+
+def alignment_score(sim: np.ndarray | float, real: np.ndarray | float) -> np.ndarray:
+    """``max(0, 1 - |sim - real| / real)`` elementwise; a real rate of 0 scores 1 if sim is 0 too.
+
+    Example:
+        >>> float(alignment_score(0.03, 0.04))
+        0.75
+    """
+    sim, real = np.asarray(sim, dtype=float), np.asarray(real, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = 1.0 - np.abs(sim - real) / real
+    score = np.where(real > 0, score, np.where(sim == 0, 1.0, 0.0))
+    return np.clip(score, 0.0, None)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    # x, y: (..., merchants); nan where a side has no variance
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    den = np.sqrt((xc**2).sum(-1) * (yc**2).sum(-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (xc * yc).sum(-1) / den
+
+
+def _boot_rates(reach: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, stages) rates from resampled buyers of one merchant; reach: (buyers, stages)."""
+    n = reach.shape[0]
+    # Drawing multinomial counts per buyer is equivalent to resampling rows and costs
+    # O(n_boot * n) instead of materialising (n_boot, n, stages).
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (n_boot, buyers)
+    return counts @ reach.astype(float) / n  # (n_boot, stages)
+
+
+def _ci(point: float, samples: np.ndarray, level: float) -> Estimate:
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return Estimate(point, float("nan"), float("nan"), level)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(samples, [a, 1 - a])
+    return Estimate(float(point), float(lo), float(hi), level)
+
+
+def funnel_alignment(
+    real: Mapping[str, np.ndarray],
+    sim: Mapping[str, np.ndarray],
+    stages: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, AlignmentResult]:
+    """Per-stage rate alignment and the funnel average, over the merchants on both sides.
+
+    Args:
+        real: merchant -> bool array (buyers, len(stages)), the real buyers' stage reach.
+        sim: merchant -> bool array (buyers, len(stages)), the simulated buyers' stage reach.
+        stages: stage names, the columns of the arrays.
+        n_boot: bootstrap resamples; level: interval level; seed: bootstrap seed.
+
+    Returns:
+        stage -> AlignmentResult, plus ``"funnel"`` (the mean of the stage alignments).
+
+    Raises:
+        DataError: no merchant on both sides, or a merchant with no buyers on one side.
+
+    Example:
+        >>> real = {"m": np.array([[1, 1], [1, 0], [0, 0], [1, 0]], bool)}
+        >>> sim = {"m": np.array([[1, 0], [1, 1], [1, 0], [0, 0]], bool)}
+        >>> res = funnel_alignment(real, sim, ["view", "buy"], n_boot=10)
+        >>> res["buy"].alignment.value
+        1.0
+    """
+    merchants = sorted(set(real) & set(sim))
+    if not merchants:
+        raise DataError(f"no merchant is on both sides: real has {sorted(real)[:5]}, "
+                        f"simulated has {sorted(sim)[:5]}; simulate the merchants you evaluate")
+    for m in merchants:
+        for side, data in (("real", real), ("simulated", sim)):
+            arr = np.asarray(data[m])
+            if arr.ndim != 2 or arr.shape[1] != len(stages):
+                raise DataError(f"{side} reach of merchant {m!r} has shape {arr.shape}; "
+                                f"expected (buyers, {len(stages)})")
+            if arr.shape[0] == 0:
+                raise DataError(f"merchant {m!r} has no {side} buyers; drop it or simulate some")
+    rng = np.random.default_rng(seed)
+    r_pt = np.stack([np.asarray(real[m], float).mean(0) for m in merchants])  # (M, S)
+    s_pt = np.stack([np.asarray(sim[m], float).mean(0) for m in merchants])  # (M, S)
+    r_bs = np.stack([_boot_rates(np.asarray(real[m]), n_boot, rng) for m in merchants], 1)
+    s_bs = np.stack([_boot_rates(np.asarray(sim[m]), n_boot, rng) for m in merchants], 1)
+    # r_bs, s_bs: (n_boot, M, S)
+    al_pt = alignment_score(s_pt, r_pt)  # (M, S)
+    al_bs = alignment_score(s_bs, r_bs)  # (n_boot, M, S)
+
+    out: dict[str, AlignmentResult] = {}
+    for j, stage in enumerate(stages):
+        corr = None
+        if len(merchants) >= 3:
+            corr = _ci(float(_pearson(s_pt[:, j], r_pt[:, j])), _pearson(s_bs[..., j], r_bs[..., j]),
+                       level)
+        per = {m: {"real": float(r_pt[i, j]), "sim": float(s_pt[i, j]),
+                   "alignment": float(al_pt[i, j])} for i, m in enumerate(merchants)}
+        out[stage] = AlignmentResult(_ci(al_pt[:, j].mean(), al_bs[..., j].mean(1), level), corr, per)
+    funnel_per = {m: {"alignment": float(al_pt[i].mean())} for i, m in enumerate(merchants)}
+    corr = None
+    if len(merchants) >= 3:
+        flat_pt = _pearson(s_pt.T.reshape(1, -1), r_pt.T.reshape(1, -1))[0]  # stages x merchants
+        flat_bs = _pearson(s_bs.transpose(0, 2, 1).reshape(n_boot, -1),
+                           r_bs.transpose(0, 2, 1).reshape(n_boot, -1))
+        corr = _ci(float(flat_pt), flat_bs, level)
+    out["funnel"] = AlignmentResult(_ci(al_pt.mean(), al_bs.mean((1, 2)), level), corr, funnel_per)
+    return out
+
+
+def rate_alignment(
+    real: Mapping[str, np.ndarray],
+    sim: Mapping[str, np.ndarray],
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> AlignmentResult:
+    """Alignment of one rate (e.g. conversion): merchant -> bool array (buyers,) on each side.
+
+    Example:
+        >>> real = {"a": np.array([1, 0, 0, 0], bool), "b": np.array([1, 1, 0, 0], bool)}
+        >>> sim = {"a": np.array([1, 0, 0, 0, 0, 0, 0, 0], bool), "b": np.array([1, 0], bool)}
+        >>> rate_alignment(real, sim, n_boot=10).alignment.value  # mean(0.5, 1.0)
+        0.75
+    """
+    real2 = {m: np.asarray(v, bool).reshape(-1, 1) for m, v in real.items()}
+    sim2 = {m: np.asarray(v, bool).reshape(-1, 1) for m, v in sim.items()}
+    return funnel_alignment(real2, sim2, ["rate"], n_boot=n_boot, level=level, seed=seed)["rate"]

@@ -1,0 +1,67 @@
+"""Alignment math on hand-made numbers."""
+
+import numpy as np
+import pytest
+
+from simpersona_env.errors import DataError
+from simpersona_env.evaluation import alignment_score, funnel_alignment, rate_alignment
+
+
+def _buyers(n: int, k: int) -> np.ndarray:
+    """n buyers of whom the first k converted."""
+    return np.arange(n) < k
+
+
+def test_alignment_score_hand_values():
+    assert alignment_score(0.03, 0.04) == pytest.approx(0.75)
+    assert alignment_score(0.05, 0.04) == pytest.approx(0.75)
+    assert alignment_score(0.10, 0.04) == 0.0  # clipped at 0, not -0.5
+    assert alignment_score(0.0, 0.0) == 1.0
+    assert alignment_score(0.01, 0.0) == 0.0
+
+
+def test_conversion_alignment_is_mean_over_merchants():
+    real = {"a": _buyers(100, 4), "b": _buyers(50, 5), "c": _buyers(200, 10)}
+    sim = {"a": _buyers(100, 3), "b": _buyers(50, 5), "c": _buyers(100, 8)}
+    # a: 1-|.03-.04|/.04 = .75; b: 1; c: 1-|.08-.05|/.05 = .4
+    res = rate_alignment(real, sim, n_boot=200, seed=1)
+    assert res.alignment.value == pytest.approx((0.75 + 1.0 + 0.4) / 3)
+    assert res.per_merchant["c"] == pytest.approx({"real": 0.05, "sim": 0.08, "alignment": 0.4})
+    assert res.alignment.lo <= res.alignment.value <= res.alignment.hi
+    assert res.correlation is not None and -1 <= res.correlation.value <= 1
+
+
+def test_correlation_hand_value():
+    real = {m: _buyers(100, k) for m, k in zip("abc", (2, 4, 6))}
+    sim = {m: _buyers(100, k) for m, k in zip("abc", (3, 5, 7))}
+    assert rate_alignment(real, sim, n_boot=50).correlation.value == pytest.approx(1.0)
+
+
+def test_funnel_alignment_averages_stages():
+    real = {"m": np.array([[1, 1], [1, 0], [1, 0], [0, 0]], bool)}  # rates .75, .25
+    sim = {"m": np.array([[1, 0], [0, 0], [1, 1], [0, 0]], bool)}  # rates .5, .25
+    res = funnel_alignment(real, sim, ["view", "cart"], n_boot=100)
+    assert res["view"].alignment.value == pytest.approx(1 - 0.25 / 0.75)
+    assert res["cart"].alignment.value == pytest.approx(1.0)
+    assert res["funnel"].alignment.value == pytest.approx((1 - 0.25 / 0.75 + 1) / 2)
+    assert res["funnel"].correlation is None  # one merchant
+
+
+def test_interval_narrows_with_more_buyers():
+    small = rate_alignment({"a": _buyers(50, 5)}, {"a": _buyers(50, 5)}, n_boot=500, seed=0)
+    big = rate_alignment({"a": _buyers(5000, 500)}, {"a": _buyers(5000, 500)}, n_boot=500, seed=0)
+    assert (big.alignment.hi - big.alignment.lo) < (small.alignment.hi - small.alignment.lo)
+
+
+def test_bootstrap_is_seeded():
+    real, sim = {"a": _buyers(80, 7)}, {"a": _buyers(90, 6)}
+    assert rate_alignment(real, sim, seed=3) == rate_alignment(real, sim, seed=3)
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(DataError, match="no merchant is on both sides"):
+        rate_alignment({"a": _buyers(3, 1)}, {"b": _buyers(3, 1)})
+    with pytest.raises(DataError, match="no simulated buyers"):
+        rate_alignment({"a": _buyers(3, 1)}, {"a": _buyers(0, 0)})
+    with pytest.raises(DataError, match="shape"):
+        funnel_alignment({"a": np.zeros((3, 2), bool)}, {"a": np.zeros((3, 3), bool)}, ["x", "y"])
