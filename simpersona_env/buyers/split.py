@@ -46,9 +46,10 @@ def stable_hash(keys: pl.Series, seed: int = 0) -> np.ndarray:
     Returns:
         ``uint64`` array, one hash per key.
     """
+    import polars as pl
     import pyarrow as pa
 
-    arr = keys.cast(pl_string()).fill_null("").to_arrow()
+    arr = keys.cast(pl.String).fill_null("").to_arrow()
     arr = pa.concat_arrays(arr.chunks) if isinstance(arr, pa.ChunkedArray) else arr
     arr = arr.cast(pa.large_string())
     _, offsets_buf, data_buf = arr.buffers()
@@ -74,12 +75,6 @@ def stable_hash(keys: pl.Series, seed: int = 0) -> np.ndarray:
     return h
 
 
-def pl_string():  # noqa: D103 - tiny lazy-import helper
-    import polars as pl
-
-    return pl.String
-
-
 def unit_hash(keys: pl.Series, seed: int = 0) -> np.ndarray:
     """Each key's stable hash mapped to a float in [0, 1)."""
     return (stable_hash(keys, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
@@ -102,9 +97,8 @@ def buyer_split(merchant_ids: pl.Series, buyer_ids: pl.Series, *, heldout_fracti
     import polars as pl
 
     _check_fraction(heldout_fraction, "heldout_fraction")
-    keys = pl.concat_str([merchant_ids.cast(pl.String), pl.lit(_SEP), buyer_ids.cast(pl.String)],
-                         ignore_nulls=True) if False else (
-        merchant_ids.cast(pl.String).fill_null("") + _SEP + buyer_ids.cast(pl.String).fill_null(""))
+    keys = (merchant_ids.cast(pl.String).fill_null("") + _SEP
+            + buyer_ids.cast(pl.String).fill_null(""))
     u = unit_hash(keys, seed)
     return pl.Series("split", np.where(u < heldout_fraction, HELDOUT, TRAIN), dtype=pl.String)
 

@@ -1,0 +1,319 @@
+"""Buyer representations: canonical events -> one row per (merchant, buyer), per ``spec.py``.
+
+Each row holds the buyer's last ``max_len`` events as integer tokens on the channels of
+:data:`~simpersona_env.buyers.spec.TOKEN_CHANNELS` and the aggregate behaviour features of
+:data:`~simpersona_env.buyers.spec.FEATURE_NAMES`, plus the outcome labels and the
+deterministic train / held-out split. docs/buyers.md documents every field.
+
+The whole computation is one Polars query over the event log (a sort, a few vectorised
+columns, two group-bys), so it runs at millions of events per second on one core.
+
+Example:
+    >>> import polars as pl
+    >>> from datetime import datetime, timezone
+    >>> from simpersona_env.buyers import build_buyers
+    >>> t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    >>> ev = pl.DataFrame({"merchant_id": ["m"], "buyer_id": ["b"], "session_id": ["s"],
+    ...     "ts": [t], "event": ["product_view"], "product_id": ["p"], "category": ["a.b"],
+    ...     "brand": [None], "price": [9.5], "query": [None], "source": ["doc"]})
+    >>> build_buyers(ev)["tok_event"].to_list()
+    [[4]]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simpersona_env.buyers.spec import (
+    FEATURE_NAMES,
+    GAP_BUCKETS_S,
+    OUTCOME_COLUMNS,
+    SCHEMA_VERSION,
+    TOKEN_CHANNELS,
+    token_column,
+)
+from simpersona_env.errors import DataError, SchemaError
+from storefront_mock.canonical import CANONICAL_COLUMNS, EVENT_TYPES
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["build_buyers", "buyer_schema", "write_buyers", "read_buyers", "read_manifest",
+           "price_levels", "BUYERS_FILE", "MANIFEST_FILE"]
+
+BUYERS_FILE = "buyers.parquet"
+MANIFEST_FILE = "manifest.json"
+
+#: Columns build_buyers needs from the canonical log (the others are not read).
+_NEEDED = ("merchant_id", "buyer_id", "session_id", "ts", "event", "category", "price")
+
+
+def buyer_schema() -> dict[str, Any]:
+    """The Polars schema of a buyer-representation table, in column order."""
+    import polars as pl
+
+    schema: dict[str, Any] = {"merchant_id": pl.String, "buyer_id": pl.String,
+                              "split": pl.String, "seq_len": pl.Int32}
+    schema.update({token_column(c): pl.List(pl.UInt8) for c in TOKEN_CHANNELS})
+    schema.update({f: pl.Float64 for f in FEATURE_NAMES})
+    schema.update({o: pl.Boolean for o in OUTCOME_COLUMNS})
+    return schema
+
+
+def _as_lazy(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    import polars as pl
+
+    lf = events.lazy() if isinstance(events, pl.DataFrame) else events
+    have = set(lf.collect_schema().names())
+    missing = [c for c in _NEEDED if c not in have]
+    if missing:
+        raise SchemaError(f"events lack canonical column(s) {missing}; build_buyers needs "
+                          f"{list(_NEEDED)} (the canonical schema: {list(CANONICAL_COLUMNS)}); "
+                          "ingest the raw log first (`simpersona ingest`)")
+    return lf
+
+
+def price_levels(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per merchant, the price quintile edges (q20, q40, q60, q80) over its events' known prices.
+
+    A price's level is ``1 + #{edges it exceeds}`` (1..5); see docs/buyers.md.
+    """
+    import polars as pl
+
+    return (events.filter(pl.col("price").is_not_null() & pl.col("price").is_finite())
+            .group_by("merchant_id")
+            .agg([pl.col("price").quantile(q, interpolation="linear").alias(f"_q{i}")
+                  for i, q in enumerate((0.2, 0.4, 0.6, 0.8))]))
+
+
+def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
+                 heldout_fraction: float = 0.5, seed: int = 0) -> pl.DataFrame:
+    """Turn a canonical event log into buyer representations (one row per merchant x buyer).
+
+    Args:
+        events: canonical events (``storefront_mock.canonical.CANONICAL_SCHEMA``), eager or lazy,
+            in any order; ties in ``ts`` keep their input order.
+        max_len: keep each buyer's last ``max_len`` events as tokens (``seq_len <= max_len``).
+        heldout_fraction: share of each merchant's buyers put in the ``"heldout"`` split
+            (deterministic by hash of (merchant, buyer) and ``seed``).
+        seed: split seed.
+
+    Returns:
+        A DataFrame with the columns and types of :func:`buyer_schema`, sorted by
+        (merchant_id, buyer_id).
+
+    Raises:
+        SchemaError: when a needed canonical column is missing.
+        DataError: when an ``event`` value is not one of ``EVENT_TYPES``.
+        ConfigError: when ``max_len < 1`` or ``heldout_fraction`` is outside [0, 1].
+
+    Example:
+        >>> buyers = build_buyers(pl.read_parquet("runs/ingest/rees46/events"))  # doctest: +SKIP
+    """
+    import polars as pl
+
+    from simpersona_env.buyers.split import buyer_split
+    from simpersona_env.errors import ConfigError
+
+    if max_len < 1:
+        raise ConfigError(f"max_len={max_len!r} must be >= 1 (events kept per buyer)")
+    lf = _as_lazy(events).select(_NEEDED)
+
+    # Why the sort and the shifted keys instead of `.over(buyer)`: one global sort makes every
+    # "previous event of the same buyer" a plain shift, which is several times cheaper than
+    # a window function per buyer at 10M+ rows.
+    lf = lf.sort(["merchant_id", "buyer_id", "ts"], maintain_order=True)
+    new_buyer = ((pl.col("merchant_id") != pl.col("merchant_id").shift(1))
+                 | (pl.col("buyer_id") != pl.col("buyer_id").shift(1))).fill_null(True)
+    new_session = (new_buyer | (pl.col("session_id") != pl.col("session_id").shift(1))
+                   ).fill_null(True)
+    gap_s = (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds() / 1e6
+    n_edges = len(GAP_BUCKETS_S)
+    # token = 1 + index of the first edge the gap is below == 1 + #{finite edges <= gap}
+    gap_tok = pl.sum_horizontal([(gap_s >= e).cast(pl.UInt8) for e in GAP_BUCKETS_S
+                                 if math.isfinite(e)]) + 1
+    levels = price_levels(lf)
+    price_lvl = (1 + sum((pl.col("price") > pl.col(f"_q{i}")).cast(pl.UInt8) for i in range(4)))
+    cat = pl.col("category")
+    prev_cat = cat.shift(1)
+    event_codes = {e: i + 1 for i, e in enumerate(EVENT_TYPES)}
+
+    ev = (lf.join(levels, on="merchant_id", how="left", maintain_order="left")
+          .with_columns(
+              _new_buyer=new_buyer,
+              _new_session=new_session,
+              tok_event=pl.col("event").replace_strict(event_codes, default=0,
+                                                       return_dtype=pl.UInt8),
+              tok_gap=pl.when(new_buyer).then(pl.lit(n_edges + 1, pl.UInt8))
+              .otherwise(gap_tok.cast(pl.UInt8)),
+              _price_level=pl.when(pl.col("price").is_not_null() & pl.col("price").is_finite()
+                                   & pl.col("_q0").is_not_null())
+              .then(price_lvl.cast(pl.UInt8)).otherwise(None),
+              _hour=pl.col("ts").dt.hour().cast(pl.Float64),
+          )
+          .with_columns(
+              tok_price=(pl.col("_price_level").fill_null(0) + 1).cast(pl.UInt8),
+              tok_category_change=pl.when(cat.is_null()).then(pl.lit(1, pl.UInt8))
+              .when(~pl.col("_new_buyer") & (cat == prev_cat)).then(pl.lit(2, pl.UInt8))
+              .otherwise(pl.lit(3, pl.UInt8)),
+              tok_session_start=pl.when(pl.col("_new_session")).then(pl.lit(2, pl.UInt8))
+              .otherwise(pl.lit(1, pl.UInt8)),
+          ))
+
+    is_ = {e: (pl.col("event") == e) for e in ("product_view", "add_to_cart", "purchase",
+                                                "search")}
+    tok_cols = [token_column(c) for c in TOKEN_CHANNELS]
+    per_buyer = ev.group_by(["merchant_id", "buyer_id"]).agg(
+        *[pl.col(c).tail(max_len) for c in tok_cols],
+        pl.col("tok_event").min().alias("_min_event"),
+        pl.len().alias("n_events"),
+        pl.col("session_id").n_unique().alias("n_sessions"),
+        is_["product_view"].sum().alias("n_product_views"),
+        is_["add_to_cart"].sum().alias("_n_cart"),
+        is_["purchase"].sum().alias("_n_purchase"),
+        is_["search"].sum().alias("_n_search"),
+        pl.col("price").filter(is_["purchase"] & pl.col("price").is_finite()).sum()
+        .alias("order_value"),
+        pl.col("_price_level").filter(is_["product_view"]).mean().alias("price_level"),
+        cat.drop_nulls().n_unique().alias("_n_cat"),
+        cat.is_not_null().sum().alias("_n_cat_events"),
+        (pl.col("_hour") * (2 * math.pi / 24)).sin().mean().alias("hour_sin"),
+        (pl.col("_hour") * (2 * math.pi / 24)).cos().mean().alias("hour_cos"),
+        pl.col("ts").max().alias("_last_ts"),
+    )
+    sessions = (ev.group_by(["merchant_id", "buyer_id", "session_id"])
+                .agg(((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds() / 1e6)
+                     .alias("_dur"))
+                .group_by(["merchant_id", "buyer_id"])
+                .agg(pl.col("_dur").mean().alias("session_duration_s")))
+    log_end = ev.group_by("merchant_id").agg(pl.col("ts").max().alias("_log_end"))
+
+    def ratio(num: str, den: str) -> pl.Expr:
+        return (pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(0.0))
+
+    out = (per_buyer
+           .join(sessions, on=["merchant_id", "buyer_id"], how="left")
+           .join(log_end, on="merchant_id", how="left")
+           .with_columns(
+               seq_len=pl.col(tok_cols[0]).list.len().cast(pl.Int32),
+               events_per_session=ratio("n_events", "n_sessions"),
+               view_to_cart=ratio("_n_cart", "n_product_views"),
+               cart_to_purchase=ratio("_n_purchase", "_n_cart"),
+               view_to_purchase=ratio("_n_purchase", "n_product_views"),
+               converted=(pl.col("_n_purchase") > 0).cast(pl.Float64),
+               category_diversity=ratio("_n_cat", "_n_cat_events"),
+               search_share=ratio("_n_search", "n_events"),
+               recency_days=(pl.col("_log_end") - pl.col("_last_ts")).dt.total_microseconds()
+               / 86_400e6,
+               has_cart=pl.col("_n_cart") > 0,
+               has_purchase=pl.col("_n_purchase") > 0,
+               bounced=pl.col("n_events") == 1,
+           )
+           .sort(["merchant_id", "buyer_id"])
+           .collect())
+
+    if out.height and out["_min_event"].min() == 0:
+        raise DataError(_unknown_events(events))
+    out = out.with_columns(
+        buyer_split(out["merchant_id"], out["buyer_id"], heldout_fraction=heldout_fraction,
+                    seed=seed))
+    schema = buyer_schema()
+    # never NaN: an undefined rate or mean is 0 (spec.py)
+    return out.select([
+        pl.col(name).cast(dtype).fill_null(0.0).fill_nan(0.0) if dtype == pl.Float64
+        else pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def _unknown_events(events: pl.DataFrame | pl.LazyFrame) -> str:
+    import polars as pl
+
+    lf = events.lazy() if isinstance(events, pl.DataFrame) else events
+    bad = (lf.filter(~pl.col("event").is_in(list(EVENT_TYPES))).select(pl.col("event").unique())
+           .collect()["event"].to_list())
+    return (f"event value(s) {sorted(map(str, bad))} are not canonical; valid: "
+            f"{list(EVENT_TYPES)}; map them in the ingest mapping's `events:` table")
+
+
+def write_buyers(df: pl.DataFrame, out_dir: str | Path, *, max_len: int | None = None,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write ``buyers.parquet`` and ``manifest.json`` into ``out_dir``.
+
+    Args:
+        df: a table from :func:`build_buyers`.
+        out_dir: the folder (created).
+        max_len: the ``max_len`` it was built with (default: the longest ``seq_len``).
+        extra: more manifest entries (e.g. the source log).
+
+    Returns:
+        The path of ``buyers.parquet``.
+
+    Raises:
+        SchemaError: when ``df`` lacks a column of :func:`buyer_schema`.
+    """
+    missing = [c for c in buyer_schema() if c not in df.columns]
+    if missing:
+        raise SchemaError(f"not a buyer table: missing {missing}; build it with build_buyers()")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / BUYERS_FILE
+    df.select(list(buyer_schema())).write_parquet(path)
+    seq_max = int(df["seq_len"].max() or 0) if df.height else 0
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "max_len": int(max_len if max_len is not None else seq_max),
+        "token_channels": dict(TOKEN_CHANNELS),
+        "token_columns": {c: token_column(c) for c in TOKEN_CHANNELS},
+        "feature_names": list(FEATURE_NAMES),
+        "outcome_columns": list(OUTCOME_COLUMNS),
+        "rows": df.height,
+        "merchants": int(df["merchant_id"].n_unique()) if df.height else 0,
+        "splits": {k: int(v) for k, v in df["split"].value_counts().iter_rows()},
+        **(extra or {}),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return path
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest beside a buyers file (``path`` is the folder or the parquet file)."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    mf = folder / MANIFEST_FILE
+    if not mf.exists():
+        raise SchemaError(f"no {MANIFEST_FILE} in {folder}; write buyer tables with "
+                          "write_buyers() (it records the schema version)")
+    return json.loads(mf.read_text())
+
+
+def read_buyers(path: str | Path) -> pl.DataFrame:
+    """Read a buyer table written by :func:`write_buyers`, checking its schema version.
+
+    Args:
+        path: the output folder or its ``buyers.parquet``.
+
+    Raises:
+        SchemaError: when the manifest is missing, of another ``schema_version``, or the
+            columns do not match ``spec.py``.
+
+    Example:
+        >>> buyers = read_buyers("runs/ingest/rees46/buyers")  # doctest: +SKIP
+    """
+    import polars as pl
+
+    p = Path(path)
+    manifest = read_manifest(p)
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"{p} has buyer schema_version {version!r} but this code reads "
+                          f"version {SCHEMA_VERSION}; rebuild it with `simpersona ingest`")
+    file = p if p.is_file() else p / BUYERS_FILE
+    df = pl.read_parquet(file)
+    expected = buyer_schema()
+    wrong = {c: str(df.schema.get(c)) for c, t in expected.items() if df.schema.get(c) != t}
+    if wrong:
+        raise SchemaError(f"{file}: column(s) {wrong} do not match the buyer schema "
+                          f"{ {c: str(t) for c, t in expected.items()} }; rebuild it")
+    return df

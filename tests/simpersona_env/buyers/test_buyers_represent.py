@@ -1,0 +1,145 @@
+"""Buyer representations checked against buyers computed by hand (docs/buyers.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from simpersona_env.buyers import (
+    FEATURE_NAMES,
+    OUTCOME_COLUMNS,
+    TOKEN_CHANNELS,
+    build_buyers,
+    buyer_schema,
+    read_buyers,
+    write_buyers,
+)
+from simpersona_env.errors import DataError, SchemaError
+from storefront_mock.canonical import CANONICAL_SCHEMA
+
+T0 = datetime(2024, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def _events(rows: list[tuple]) -> pl.DataFrame:
+    """rows: (buyer, session, seconds after T0, event, category, price)."""
+    return pl.DataFrame(
+        [{"merchant_id": "m", "buyer_id": b, "session_id": s, "ts": T0 + timedelta(seconds=t),
+          "event": e, "product_id": "p", "category": c, "brand": None, "price": p,
+          "query": None, "source": "test"} for b, s, t, e, c, p in rows],
+        schema=pl.Schema(CANONICAL_SCHEMA),
+    )
+
+
+HAND = [
+    ("A", "s1", 0, "product_view", "a.x", 10.0),
+    ("A", "s1", 5, "product_view", "a.x", 20.0),
+    ("A", "s1", 65, "add_to_cart", "a.y", 20.0),
+    ("A", "s2", 3665, "purchase", None, 20.0),
+    ("B", "s3", 100, "search", None, None),
+    ("B", "s3", 200, "product_view", "b", 40.0),
+]
+
+
+def test_hand_computed_buyers():
+    out = build_buyers(_events(HAND), max_len=64, heldout_fraction=0.5, seed=0)
+    assert out.schema == pl.Schema(buyer_schema())
+    a, b = out.to_dicts()
+    # merchant prices 10,20,20,20,40 -> quintile edges 18, 20, 20, 24 (linear interpolation)
+    assert a["tok_event"] == [4, 4, 6, 9]
+    assert a["tok_gap"] == [10, 2, 4, 7]  # first event, 5 s, 60 s, 3600 s
+    assert a["tok_price"] == [2, 3, 3, 3]  # levels 1, 2, 2, 2
+    assert a["tok_category_change"] == [3, 2, 3, 1]
+    assert a["tok_session_start"] == [2, 1, 1, 2]
+    assert a["seq_len"] == 4
+    hours = [10, 10, 10, 11]
+    expect_a = {
+        "n_sessions": 2, "n_events": 4, "events_per_session": 2, "session_duration_s": 32.5,
+        "n_product_views": 2, "view_to_cart": 0.5, "cart_to_purchase": 1.0,
+        "view_to_purchase": 0.5, "converted": 1, "order_value": 20.0, "price_level": 1.5,
+        "category_diversity": 2 / 3, "search_share": 0.0,
+        "hour_sin": sum(math.sin(2 * math.pi * h / 24) for h in hours) / 4,
+        "hour_cos": sum(math.cos(2 * math.pi * h / 24) for h in hours) / 4,
+        "recency_days": 0.0,
+    }
+    for k, v in expect_a.items():
+        assert a[k] == pytest.approx(v), k
+    assert (a["has_cart"], a["has_purchase"], a["bounced"]) == (True, True, False)
+
+    assert b["tok_event"] == [3, 4]
+    assert b["tok_gap"] == [10, 4]
+    assert b["tok_price"] == [1, 6]
+    assert b["tok_category_change"] == [1, 3]
+    assert b["tok_session_start"] == [2, 1]
+    expect_b = {"n_sessions": 1, "n_events": 2, "session_duration_s": 100.0, "view_to_cart": 0.0,
+                "cart_to_purchase": 0.0, "converted": 0.0, "order_value": 0.0,
+                "price_level": 5.0, "category_diversity": 1.0, "search_share": 0.5,
+                "recency_days": 3465 / 86400}
+    for k, v in expect_b.items():
+        assert b[k] == pytest.approx(v), k
+    assert (b["has_cart"], b["has_purchase"], b["bounced"]) == (False, False, False)
+
+
+def test_truncates_to_last_events_and_ignores_row_order():
+    ev = _events(HAND)
+    short = build_buyers(ev.reverse(), max_len=3)
+    a = short.row(0, named=True)
+    assert a["seq_len"] == 3 and a["tok_event"] == [4, 6, 9] and a["tok_gap"] == [2, 4, 7]
+    assert a["n_events"] == 4  # features still see every event
+    assert build_buyers(ev.sample(fraction=1.0, shuffle=True, seed=3), max_len=3).equals(short)
+
+
+def test_no_nan_tokens_nonzero_and_lengths_match():
+    out = build_buyers(_events(HAND + [("C", "s9", 50, "purchase", None, None)]))
+    for f in FEATURE_NAMES:
+        assert not out[f].is_nan().any() and out[f].null_count() == 0, f
+    for ch, vocab in TOKEN_CHANNELS.items():
+        col = out[f"tok_{ch}"]
+        assert (col.list.len() == out["seq_len"]).all()
+        flat = col.explode()
+        assert flat.min() >= 1 and flat.max() < vocab, ch
+    c = out.filter(pl.col("buyer_id") == "C").row(0, named=True)
+    # a purchase with no prior view or cart is kept; rates with no denominator are 0
+    assert c["converted"] == 1.0 and c["view_to_purchase"] == 0.0 and c["bounced"] is True
+    assert set(OUTCOME_COLUMNS) <= set(out.columns)
+
+
+def test_split_is_deterministic_and_seeded():
+    rows = [("b%d" % i, "s%d" % i, i, "product_view", None, None) for i in range(400)]
+    ev = _events(rows)
+    s1 = build_buyers(ev, seed=0)["split"]
+    assert build_buyers(ev.reverse(), seed=0)["split"].equals(s1)
+    assert 120 < (s1 == "heldout").sum() < 280
+    assert not build_buyers(ev, seed=1)["split"].equals(s1)
+    assert (build_buyers(ev, heldout_fraction=0.0)["split"] == "train").all()
+
+
+def test_lazy_input_and_empty_input():
+    ev = _events(HAND)
+    assert build_buyers(ev.lazy()).equals(build_buyers(ev))
+    empty = build_buyers(ev.clear())
+    assert empty.height == 0 and empty.schema == pl.Schema(buyer_schema())
+
+
+def test_bad_input_named():
+    with pytest.raises(SchemaError, match="session_id"):
+        build_buyers(_events(HAND).drop("session_id"))
+    bad = _events(HAND).with_columns(event=pl.lit("click"))
+    with pytest.raises(DataError, match="click"):
+        build_buyers(bad)
+
+
+def test_write_read_roundtrip_and_version_check(tmp_path):
+    out = build_buyers(_events(HAND), max_len=8)
+    write_buyers(out, tmp_path, max_len=8)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["max_len"] == 8 and manifest["token_channels"] == TOKEN_CHANNELS
+    assert manifest["feature_names"] == list(FEATURE_NAMES)
+    assert read_buyers(tmp_path).equals(out)
+    manifest["schema_version"] = 999
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SchemaError, match="999"):
+        read_buyers(tmp_path / "buyers.parquet")
