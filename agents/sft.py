@@ -1,0 +1,245 @@
+"""Traces -> SFT examples -> TRL ``SFTTrainer``.
+
+Each step of each episode becomes one example (:func:`agents.tokens.render_step`), tokenized
+with the one loss mask of :func:`agents.tokens.encode` (loss on the action and its end token
+only). The dataset handed to TRL is pre-tokenized (``input_ids`` + ``completion_mask``,
+TRL's documented pre-tokenized prompt/completion form, which it turns into labels when
+``completion_only_loss=True``) so that training and the policy's scoring of candidate
+actions use exactly the same token ids and the same truncation.
+
+Held-out traces are split off *by episode* (never a step of a training episode in eval).
+
+Example:
+    >>> examples = build_examples(read_episodes("traces.jsonl"), persona="token")  # doctest: +SKIP
+    >>> result = train_sft(tokenizer, model, train, held_out, SFTSettings(), "runs/agent")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agents.tokens import Rendered, encode, render_step
+from agents.traces import Episode
+from simpersona_env.config import field
+from simpersona_env.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["SFTSettings", "SFTResult", "build_examples", "split_episodes", "tokenize_examples",
+           "train_sft", "plot_losses"]
+
+_PERSONA_MODES = ("token", "none", "text")
+
+
+@dataclass
+class SFTSettings:
+    """Supervised fine-tuning settings (CPU-safe defaults)."""
+
+    persona: str = field("token", help="how the prompt carries the buyer type: token "
+                         "(<persona_k>), none (the no-persona variant), text (prompt-persona "
+                         "baseline, needs descriptions)")
+    epochs: float = field(3.0, help="passes over the training examples")
+    max_steps: int = field(-1, help="stop after this many optimizer steps (-1: use epochs)")
+    learning_rate: float = field(1e-3, help="AdamW peak learning rate (1e-3 suits the small "
+                                 "model trained from scratch; ~2e-5 for a pretrained one)")
+    batch_size: int = field(8, help="examples per device batch")
+    grad_accum: int = field(1, help="gradient accumulation steps")
+    weight_decay: float = field(0.0, help="AdamW weight decay")
+    warmup: float = field(0.0, help="warmup: steps, or a ratio of all steps when < 1")
+    max_length: int = field(1024, help="longest example in tokens; longer prompts lose their "
+                            "oldest non-special tokens")
+    n_history: int = field(5, help="past actions shown in the prompt")
+    max_obs_chars: int = field(1500, help="page text cut to this many characters")
+    eval_fraction: float = field(0.1, help="share of episodes held out for the eval loss "
+                                 "(when no eval_traces file is given)")
+    logging_steps: int = field(10, help="log the training loss every N steps")
+    seed: int = field(0, help="seed of the split, the init and the data order")
+    bf16: bool = field(False, help="bfloat16 mixed precision (GPU only; keep False on CPU)")
+    activation_checkpointing: bool = field(False, help="activation checkpointing (large models "
+                                         "only; slower, off for the small ones)")
+
+
+@dataclass
+class SFTResult:
+    """What a training run produced (also written to ``metrics.json`` in its folder)."""
+
+    train_loss_first: float
+    train_loss_last: float
+    eval_loss: float | None
+    eval_loss_before: float | None
+    n_train_examples: int
+    n_eval_examples: int
+    train_tokens: int
+    seconds: float
+    log_history: list[dict[str, Any]]
+
+
+def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
+                   descriptions: Mapping[int, str] | None = None, n_history: int = 5,
+                   max_obs_chars: int = 1500) -> list[Rendered]:
+    """One (prompt, completion) example per step of every episode.
+
+    Args:
+        episodes: the traces.
+        persona: ``token``, ``none`` (the no-persona variant) or ``text``.
+        descriptions: type index -> text, for ``persona="text"``.
+        n_history: past actions shown.
+        max_obs_chars: page text cut.
+
+    Raises:
+        ConfigError: an unknown persona mode, or a type without a description in text mode.
+    """
+    if persona not in _PERSONA_MODES:
+        raise ConfigError(f"sft.persona={persona!r} is not one of {', '.join(_PERSONA_MODES)}")
+    out: list[Rendered] = []
+    for ep in episodes:
+        desc = None
+        if persona == "text":
+            desc = (descriptions or {}).get(int(ep.persona))
+            if desc is None:
+                raise ConfigError(f"persona=text: no description for buyer type {ep.persona}; "
+                                  f"descriptions cover {sorted((descriptions or {}))}")
+        history: list[str] = []
+        for step in ep.steps:
+            obs = dict(step.observation)
+            obs.setdefault("persona", ep.persona)
+            obs.setdefault("goal", ep.goal)
+            out.append(render_step(obs, history, step.action, persona=persona,  # type: ignore[arg-type]
+                                   description=desc, n_history=n_history,
+                                   max_obs_chars=max_obs_chars))
+            history.append(step.action)
+    return out
+
+
+def split_episodes(episodes: Sequence[Episode], eval_fraction: float, seed: int = 0,
+                   ) -> tuple[list[Episode], list[Episode]]:
+    """Seeded split by episode; at least one episode on each side when there are two or more."""
+    if not 0 <= eval_fraction < 1:
+        raise ConfigError(f"sft.eval_fraction={eval_fraction} must be in [0, 1)")
+    order = list(range(len(episodes)))
+    random.Random(seed).shuffle(order)
+    n_eval = 0 if eval_fraction == 0 else max(1, round(eval_fraction * len(episodes)))
+    n_eval = min(n_eval, len(episodes) - 1) if len(episodes) > 1 else 0
+    held = set(order[:n_eval])
+    return ([e for i, e in enumerate(episodes) if i not in held],
+            [e for i, e in enumerate(episodes) if i in held])
+
+
+def tokenize_examples(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Rendered],
+                      max_length: int) -> Any:
+    """A ``datasets.Dataset`` of ``input_ids`` and ``completion_mask`` (the loss mask)."""
+    from datasets import Dataset
+
+    cols: dict[str, list[list[int]]] = {"input_ids": [], "completion_mask": []}
+    for ex in examples:
+        enc = encode(tokenizer, ex.prompt, ex.completion, max_length=max_length)
+        cols["input_ids"].append(enc.input_ids)
+        cols["completion_mask"].append(enc.completion_mask)
+    return Dataset.from_dict(cols)
+
+
+def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
+              train: Sequence[Rendered], held_out: Sequence[Rendered], settings: SFTSettings,
+              out_dir: str | Path) -> SFTResult:
+    """Fine-tune ``model`` on the examples with TRL's ``SFTTrainer`` (completion-only loss).
+
+    Trainer checkpoints go to ``out_dir/trainer``; the caller saves the final agent (see
+    :func:`agents.model.save_agent`). Shows a progress bar; evaluates the held-out loss before
+    training and after each epoch.
+    """
+    import time
+
+    from trl import SFTConfig, SFTTrainer
+
+    if not train:
+        raise DataError("no training examples: the trace file has no steps")
+    out_dir = Path(out_dir)
+    train_ds = tokenize_examples(tokenizer, train, settings.max_length)
+    eval_ds = tokenize_examples(tokenizer, held_out, settings.max_length) if held_out else None
+    args = SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup,
+        lr_scheduler_type="linear",
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        eval_strategy="epoch" if eval_ds is not None else "no",
+        save_strategy="no",  # the final agent is saved once, with its tokenizer and agent.json
+        seed=settings.seed,
+        data_seed=settings.seed,
+        # CPU-safe: no bf16 on CPU; activation checkpointing only costs time on small models.
+        bf16=settings.bf16,
+        fp16=False,
+        activation_checkpointing=settings.activation_checkpointing,
+        max_length=settings.max_length,  # examples already fit (encode truncates the prompt)
+        completion_only_loss=True,
+        packing=False,
+        report_to="none",
+        push_to_hub=False,
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer)
+    eval_before = trainer.evaluate()["eval_loss"] if eval_ds is not None else None
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    eval_after = trainer.evaluate()["eval_loss"] if eval_ds is not None else None
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    n_tokens = sum(len(ids) for ids in train_ds["input_ids"])
+    epochs_done = trainer.state.epoch or settings.epochs
+    result = SFTResult(
+        train_loss_first=float(losses[0]) if losses else math.nan,
+        train_loss_last=float(losses[-1]) if losses else math.nan,
+        eval_loss=eval_after, eval_loss_before=eval_before,
+        n_train_examples=len(train_ds), n_eval_examples=len(eval_ds) if eval_ds is not None else 0,
+        train_tokens=int(n_tokens * epochs_done), seconds=seconds,
+        log_history=list(trainer.state.log_history))
+    return result
+
+
+def plot_losses(result: SFTResult, path: str | Path) -> Path:
+    """Training and held-out loss against the step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = result.log_history
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    tr = [(h["step"], h["loss"]) for h in hist if "loss" in h]
+    ev = [(h["step"], h["eval_loss"]) for h in hist if "eval_loss" in h]
+    if tr:
+        ax.plot(*zip(*tr), label="train loss (action tokens)")
+    if ev:
+        ax.plot(*zip(*ev), "o-", label="held-out loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.legend()
+    ax.set_title("agent SFT")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_metrics(result: SFTResult, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
+    """``metrics.json``: the result fields plus ``extra`` (the run's settings)."""
+    import dataclasses
+
+    data = dataclasses.asdict(result) | dict(extra or {})
+    Path(path).write_text(json.dumps(data, indent=2, default=str))
