@@ -1,0 +1,132 @@
+"""Merchants: a catalog plus a theme, and the named presets the CLI and the env ask for.
+
+Example:
+    >>> stores = make_stores("builtin")
+    >>> stores[0].store_id, stores[0].theme
+    ('builtin', 'classic')
+    >>> make_stores("nope")
+    Traceback (most recent call last):
+    ...
+    storefront_mock.errors.UnknownNameError: unknown store preset 'nope'; valid choices: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from storefront_mock.canonical import default_data_dir
+from storefront_mock.catalog import Catalog, builtin, load_amazon, load_flipkart, slugify
+from storefront_mock.errors import DataMissingError, StorefrontError, UnknownNameError
+
+__all__ = ["Store", "THEMES", "STORE_PRESETS", "make_stores"]
+
+#: Theme names: both render the same elements with the same ids, in different layouts.
+#: ``classic``: list rows, filters in a left sidebar, header logo | search | nav | cart.
+#: ``grid``: product cards in a grid, filters in a bar on top, header nav | logo | cart | search.
+THEMES: tuple[str, ...] = ("classic", "grid")
+
+
+@dataclass(frozen=True)
+class Store:
+    """One merchant of the shop: its id (the ``merchant_id`` of its events), catalog, theme."""
+
+    store_id: str
+    catalog: Catalog
+    theme: str = "classic"
+
+    def __post_init__(self) -> None:
+        if self.theme not in THEMES:
+            raise UnknownNameError("theme", self.theme, THEMES)
+
+    @property
+    def name(self) -> str:
+        return self.catalog.name
+
+
+def _catalog_file(data_dir: Path | None, name: str) -> Path:
+    root = Path(data_dir) if data_dir else default_data_dir()
+    path = root / "catalogs" / name
+    if not path.exists():
+        raise DataMissingError(
+            f"this store needs {path}, which is missing; set SIMPERSONA_DATA_DIR to the data "
+            f"folder (it holds catalogs/{name}; see the data README for where to get it), "
+            "or use store=builtin, which needs no data")
+    return path
+
+
+def _builtin(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
+    return [Store("builtin", builtin(seed=seed, n_products=n_products), "classic")]
+
+
+def _flipkart(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
+    path = _catalog_file(data_dir, "flipkart-1050.csv")
+    return [Store("flipkart", load_flipkart(path), "grid")]
+
+
+def _amazon(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
+    path = _catalog_file(data_dir, "amazon-in.csv")
+    return [Store("amazon", load_amazon(path), "classic")]
+
+
+def _multi(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
+    # Each Flipkart top category becomes its own merchant (as a top-level category stands in
+    # for a merchant in the real logs), plus the built-in shop; themes alternate so that a
+    # population run sees both layouts.
+    full = load_flipkart(_catalog_file(data_dir, "flipkart-1050.csv"))
+    stores = []
+    for i, coll in enumerate(full.top_collections):
+        sid = "fk-" + slugify(coll.title)
+        products = [full.by_id[p] for p in coll.product_ids]
+        cat = Catalog(sid, f"{coll.title} (Flipkart)", products, currency=full.currency)
+        stores.append(Store(sid, cat, THEMES[i % len(THEMES)]))
+    return stores + _builtin(data_dir, seed, n_products)
+
+
+#: preset name -> (description, builder(data_dir, seed, n_products) -> stores)
+STORE_PRESETS: dict[str, tuple[str, Callable[[Path | None, int, int], list[Store]]]] = {
+    "builtin": ("generated demo catalog, no data needed", _builtin),
+    "flipkart": ("Flipkart sample, 1,050 products (needs the data folder)", _flipkart),
+    "amazon": ("Amazon.in sample, 1,349 products (needs the data folder)", _amazon),
+    "multi": ("each Flipkart top category as its own merchant, plus builtin", _multi),
+}
+
+
+def make_stores(names: str | Sequence[str], data_dir: str | Path | None = None, seed: int = 0,
+                theme: str | None = None, *, n_products: int = 120) -> list[Store]:
+    """Build the stores of one or more presets (``"builtin"``, ``"flipkart"``, ``"amazon"``,
+    ``"multi"``; a comma-separated string works too).
+
+    Args:
+        names: preset name(s).
+        data_dir: the data folder (default: ``$SIMPERSONA_DATA_DIR`` or ``../shared/data``).
+        seed: seed of the generated catalog.
+        theme: force this theme on every store (default: each preset's own).
+        n_products: size of the generated catalog.
+
+    Raises:
+        UnknownNameError: an unknown preset or theme, naming the valid ones.
+        DataMissingError: a data-backed preset without its data (names SIMPERSONA_DATA_DIR).
+        StorefrontError: two presets give stores with the same id.
+    """
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not names:
+        raise UnknownNameError("store preset", "", STORE_PRESETS)
+    if theme is not None and theme not in THEMES:
+        raise UnknownNameError("theme", theme, THEMES)
+    stores: list[Store] = []
+    for name in names:
+        if name not in STORE_PRESETS:
+            raise UnknownNameError("store preset", name, STORE_PRESETS)
+        built = STORE_PRESETS[name][1](Path(data_dir) if data_dir else None, seed, n_products)
+        stores.extend(built)
+    ids = [s.store_id for s in stores]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise StorefrontError(f"store id(s) {dupes} appear twice in {list(names)}; "
+                              "list each preset once ('multi' already includes 'builtin')")
+    if theme is not None:
+        stores = [Store(s.store_id, s.catalog, theme) for s in stores]
+    return stores
