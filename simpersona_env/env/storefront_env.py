@@ -196,13 +196,14 @@ class StorefrontEnv(gym.Env[dict, str]):
             self.origin = self.backend.base_url
         else:
             from simpersona_env.env.browser import shared_browser
-            from simpersona_env.env.serving import ServedApp, serve_shared
+            from simpersona_env.env.serving import serve_shared
+            from storefront_mock import serve
 
             browser = shared_browser(cfg.browser_path or None)
             if self.is_bundled:
                 # an app passed in is shared (one server for all its envs); our own is ours
                 self._owns_server = app is None
-                self._served = ServedApp(self.app) if self._owns_server else serve_shared(self.app)
+                self._served = serve(self.app) if self._owns_server else serve_shared(self.app)
                 self.origin = self._served.url
             else:
                 self.origin = re.match(r"^https?://[^/]+", cfg.store).group(0)  # type: ignore[union-attr]
@@ -466,7 +467,7 @@ class StorefrontEnv(gym.Env[dict, str]):
         with self.shop.lock:
             visitor = self.shop.visitors.get(self._visitor)
             lines = list(visitor.carts.get(self.store_id, {}).values()) if visitor else []
-            return round(sum(ln.subtotal or 0.0 for ln in lines), 2)
+            return float(round(sum(ln.subtotal or 0.0 for ln in lines), 2))
 
     def _info(self, events: list[dict[str, Any]], converted: bool,
               timings: dict[str, float]) -> dict[str, Any]:
