@@ -267,7 +267,7 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
                 raise HTTPException(400, f"Unknown theme {asked!r}; valid themes: "
                                          f"{', '.join(THEMES)}.")
             return asked, asked
-        cookie = request.cookies.get(THEME_COOKIE)
+        cookie = request.cookies.get(f"{THEME_COOKIE}_{store.store_id}")
         return (cookie if cookie in THEMES else store.theme), None
 
     def finish(response: Response, visitor: _Visitor, new_cookie: bool, store: Store | None,
@@ -276,8 +276,9 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
             response.set_cookie(VISITOR_COOKIE, visitor.visitor_id, path="/", httponly=True,
                                 samesite="lax")
         if theme_cookie and store is not None:
-            # scoped to the store: an A/B arm is chosen per visitor and merchant
-            response.set_cookie(THEME_COOKIE, theme_cookie, path=f"/s/{store.store_id}/",
+            # one cookie per store (by name, not by path, so that simple cookie jars agree
+            # with browsers): an A/B arm is chosen per visitor and merchant
+            response.set_cookie(f"{THEME_COOKIE}_{store.store_id}", theme_cookie, path="/",
                                 httponly=True, samesite="lax")
         return response
 

@@ -8,8 +8,8 @@ A :class:`Catalog` holds the products and collections of one merchant. It loads 
   clickstream becomes its storefront,
 * a deterministic generator (:func:`builtin`), so that everything runs with no data at all.
 
-Search is BM25 over title, brand and category with field weights, served from an inverted
-index, so a query costs the postings of its terms rather than a pass over the catalog.
+Search is BM25F over title, brand and category (field weights, per-field length
+normalisation), served from an inverted index, so a query costs the postings of its terms rather than a pass over the catalog.
 
 Example:
     >>> cat = builtin(seed=0, n_products=40)
@@ -159,9 +159,11 @@ class Catalog:
         CatalogError: on duplicate product ids or a collection naming an unknown product.
     """
 
-    #: field weights of the relevance score (a brand or category hit says more than a title word)
+    #: BM25F field weights (a brand or category hit says more than a title word) and
+    #: per-field length normalisation (none for brands: a long brand name is no weaker)
     FIELD_WEIGHTS = {"title": 1.0, "brand": 2.0, "category": 1.5}
-    K1, B = 1.2, 0.75
+    FIELD_B = {"title": 0.75, "brand": 0.0, "category": 0.5}
+    K1 = 1.2
 
     def __init__(self, store_id: str, name: str, products: Iterable[Product],
                  collections: Iterable[Collection] | None = None, *, currency: str = "USD"):
@@ -217,21 +219,24 @@ class Catalog:
 
     # ---- search -----------------------------------------------------------------------
     def _build_search_index(self) -> None:
-        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        lengths = []
-        for i, p in enumerate(self.products):
-            tf: Counter[str] = Counter()
-            fields = {"title": p.title, "brand": p.brand or "",
-                      "category": " ".join(p.category)}
-            for name, text in fields.items():
-                for tok in _tokens(text):
-                    tf[tok] += self.FIELD_WEIGHTS[name]
-            lengths.append(sum(tf.values()))
-            for tok, w in tf.items():
-                postings[tok].append((i, w))
+        # BM25F (Robertson & Zaragoza 2009): field term frequencies are length-normalised per
+        # field and weighted, then saturated once. That part does not depend on the query, so
+        # each posting stores it and a query only sums idf-weighted saturations.
+        fields = [{"title": _tokens(p.title), "brand": _tokens(p.brand or ""),
+                   "category": _tokens(" ".join(p.category))} for p in self.products]
         n = max(len(self.products), 1)
-        self._avg_len = (sum(lengths) / n) or 1.0
-        self._doc_len = lengths
+        avg = {f: (sum(len(d[f]) for d in fields) / n) or 1.0 for f in self.FIELD_WEIGHTS}
+        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, doc in enumerate(fields):
+            tf: dict[str, float] = defaultdict(float)
+            for f, toks in doc.items():
+                if not toks:
+                    continue
+                norm = 1 - self.FIELD_B[f] + self.FIELD_B[f] * len(toks) / avg[f]
+                for tok, c in Counter(toks).items():
+                    tf[tok] += self.FIELD_WEIGHTS[f] * c / norm
+            for tok, w in tf.items():
+                postings[tok].append((i, w * (self.K1 + 1) / (self.K1 + w)))
         self._postings = dict(postings)
         self._idf = {t: math.log(1 + (n - len(ps) + 0.5) / (len(ps) + 0.5))
                      for t, ps in postings.items()}
@@ -239,17 +244,18 @@ class Catalog:
 
     def _search_uncached(self, query: str) -> tuple[str, ...]:
         scores: dict[int, float] = defaultdict(float)
-        for tok in dict.fromkeys(_tokens(query)):  # a repeated word counts once
-            for i, tf in self._postings.get(tok, ()):
-                norm = tf + self.K1 * (1 - self.B + self.B * self._doc_len[i] / self._avg_len)
-                scores[i] += self._idf[tok] * tf * (self.K1 + 1) / norm
-        order = sorted(scores, key=lambda i: (-scores[i],
+        for tok in dict.fromkeys(query.split()):  # a repeated word counts once
+            idf = self._idf.get(tok, 0.0)
+            for i, sat in self._postings.get(tok, ()):
+                scores[i] += idf * sat
+        # round so that float noise never reorders equal scores; popularity breaks ties
+        order = sorted(scores, key=lambda i: (-round(scores[i], 9),
                                               self._pop_rank[self.products[i].product_id]))
         return tuple(self.products[i].product_id for i in order)
 
     def search(self, query: str, limit: int | None = None) -> list[Product]:
-        """Products matching ``query``, most relevant first (BM25 over title, brand and category
-        with field weights; ties go to the more popular product). Empty when nothing matches.
+        """Products matching ``query``, most relevant first (BM25F over title, brand and
+        category with field weights; ties go to the more popular product). Empty when nothing matches.
 
         Example:
             >>> builtin(n_products=30).search("zzz-not-there")
@@ -424,12 +430,17 @@ def _flipkart_specs(text: str | None) -> list[tuple[str, str]]:
     return [(k.strip(), v.strip()) for k, v in _SPEC_PAIR.findall(text) if k.strip() and v.strip()]
 
 
-def _flipkart_category(tree: str | None, brand: str | None, title: str) -> tuple[str, ...]:
-    # '["Watches >> Wrist Watches >> Maserati Time Wrist Watches"]': the tail of the tree is
-    # often per-brand ("<Brand> Wrist Watches") or the product name itself (cut with "...");
-    # those are not categories, so the path stops before them.
+def _flipkart_category(tree: str | None, brand: str | None,
+                       title: str) -> tuple[tuple[str, ...], str | None]:
+    """(category path, brand named by the tree or None).
+
+    ``'["Watches >> Wrist Watches >> Maserati Time Wrist Watches"]'``: the tail of the tree is
+    often per-brand (``"<Brand> <parent>"``) or the product name itself (cut with ``...``);
+    those are not categories, so the path stops before them, and a per-brand level names the
+    brand when the brand column is empty.
+    """
     if not tree:
-        return ()
+        return (), None
     try:
         inner = ast.literal_eval(tree)
         inner = inner[0] if isinstance(inner, list) and inner else str(inner)
@@ -438,13 +449,19 @@ def _flipkart_category(tree: str | None, brand: str | None, title: str) -> tuple
     parts = [p.strip() for p in str(inner).split(">>") if p.strip()]
     out: list[str] = []
     b = (brand or "").lower()
+    named = None
     for part in parts:
         low = part.lower()
+        prefix = part[: -len(out[-1])].strip() if out and low.endswith(" " + out[-1].lower()) \
+            else ""
+        if prefix and title.lower().startswith(prefix.lower()):  # "<Brand> <parent>"
+            named = prefix
+            break
         if (part.endswith("...") or (b and low.startswith(b + " ")) or low == title.lower()
-                or (len(out) >= 1 and title.lower().startswith(low))):
+                or (out and title.lower().startswith(low))):
             break
         out.append(part)
-    return tuple(out)
+    return tuple(out), named
 
 
 def load_flipkart(path: str | Path, *, store_id: str = "flipkart",
@@ -454,7 +471,7 @@ def load_flipkart(path: str | Path, *, store_id: str = "flipkart",
     Category from ``product_category_tree`` (``A >> B >> C``, per-brand and product-name
     tails dropped); price = ``discounted_price``, list price = ``retail_price``; attributes from
     ``product_specifications``; its Color and Size become single-choice options; brand from
-    the ``brand`` column, else the spec's Brand; popularity is a stable per-id score (the
+    the ``brand`` column, else the spec's Brand, else the tree's per-brand level; popularity is a stable per-id score (the
     crawl has no sales or rating counts).
 
     Raises:
@@ -484,7 +501,8 @@ def load_flipkart(path: str | Path, *, store_id: str = "flipkart",
                 options[opt] = (v,)
             elif k not in attributes:
                 attributes[k] = v
-        category = _flipkart_category(r["product_category_tree"], brand, title)
+        category, named = _flipkart_category(r["product_category_tree"], brand, title)
+        brand = brand or named
         rating = _parse_float(r.get("product_rating"))
         products.append(Product(
             product_id=pid, title=title, brand=brand or None, category=category,
