@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = ["build_buyers", "buyer_schema", "write_buyers", "read_buyers", "read_manifest",
-           "price_levels", "BUYERS_FILE", "MANIFEST_FILE"]
+           "merchant_context", "BUYERS_FILE", "MANIFEST_FILE"]
 
 BUYERS_FILE = "buyers.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -76,21 +76,28 @@ def _as_lazy(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return lf
 
 
-def price_levels(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per merchant, the price quintile edges (q20, q40, q60, q80) over its events' known prices.
+def merchant_context(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """What a buyer's row needs from its whole merchant: price quintile edges and log end.
 
-    A price's level is ``1 + #{edges it exceeds}`` (1..5); see docs/buyers.md.
+    One row per merchant: ``_q0.._q3`` = the 20/40/60/80 % quantiles (linear interpolation)
+    of the known prices of the merchant's events (a price's level is ``1 + #{edges it
+    exceeds}``, 1..5; null edges when no price is known) and ``_log_end`` = its last event.
+    Computed once over the whole log and passed to :func:`build_buyers` as ``context`` when
+    the buyers are built in parts (the ingest does so), so parts agree with the whole.
     """
     import polars as pl
 
-    return (events.filter(pl.col("price").is_not_null() & pl.col("price").is_finite())
-            .group_by("merchant_id")
-            .agg([pl.col("price").quantile(q, interpolation="linear").alias(f"_q{i}")
-                  for i, q in enumerate((0.2, 0.4, 0.6, 0.8))]))
+    lf = events.lazy()
+    known = pl.col("price").is_not_null() & pl.col("price").is_finite()
+    return (lf.group_by("merchant_id")
+            .agg(*[pl.col("price").filter(known).quantile(q, interpolation="linear")
+                   .alias(f"_q{i}") for i, q in enumerate((0.2, 0.4, 0.6, 0.8))],
+                 pl.col("ts").max().alias("_log_end")))
 
 
 def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
-                 heldout_fraction: float = 0.5, seed: int = 0) -> pl.DataFrame:
+                 heldout_fraction: float = 0.5, seed: int = 0,
+                 context: pl.DataFrame | None = None) -> pl.DataFrame:
     """Turn a canonical event log into buyer representations (one row per merchant x buyer).
 
     Args:
@@ -100,6 +107,9 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         heldout_fraction: share of each merchant's buyers put in the ``"heldout"`` split
             (deterministic by hash of (merchant, buyer) and ``seed``).
         seed: split seed.
+        context: per-merchant price edges and log end from :func:`merchant_context` over
+            the whole log, when ``events`` is only a part of it (default: computed from
+            ``events``).
 
     Returns:
         A DataFrame with the columns and types of :func:`buyer_schema`, sorted by
@@ -135,13 +145,13 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
     # token = 1 + index of the first edge the gap is below == 1 + #{finite edges <= gap}
     gap_tok = pl.sum_horizontal([(gap_s >= e).cast(pl.UInt8) for e in GAP_BUCKETS_S
                                  if math.isfinite(e)]) + 1
-    levels = price_levels(lf)
+    ctx = merchant_context(lf) if context is None else context.lazy()
     price_lvl = (1 + sum((pl.col("price") > pl.col(f"_q{i}")).cast(pl.UInt8) for i in range(4)))
     cat = pl.col("category")
     prev_cat = cat.shift(1)
     event_codes = {e: i + 1 for i, e in enumerate(EVENT_TYPES)}
 
-    ev = (lf.join(levels, on="merchant_id", how="left", maintain_order="left")
+    ev = (lf.join(ctx, on="merchant_id", how="left", maintain_order="left")
           .with_columns(
               _new_buyer=new_buyer,
               _new_session=new_session,
@@ -183,20 +193,19 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         (pl.col("_hour") * (2 * math.pi / 24)).sin().mean().alias("hour_sin"),
         (pl.col("_hour") * (2 * math.pi / 24)).cos().mean().alias("hour_cos"),
         pl.col("ts").max().alias("_last_ts"),
+        pl.col("_log_end").first(),
     )
     sessions = (ev.group_by(["merchant_id", "buyer_id", "session_id"])
                 .agg(((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds() / 1e6)
                      .alias("_dur"))
                 .group_by(["merchant_id", "buyer_id"])
                 .agg(pl.col("_dur").mean().alias("session_duration_s")))
-    log_end = ev.group_by("merchant_id").agg(pl.col("ts").max().alias("_log_end"))
 
     def ratio(num: str, den: str) -> pl.Expr:
         return (pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(0.0))
 
     out = (per_buyer
            .join(sessions, on=["merchant_id", "buyer_id"], how="left")
-           .join(log_end, on="merchant_id", how="left")
            .with_columns(
                seq_len=pl.col(tok_cols[0]).list.len().cast(pl.Int32),
                events_per_session=ratio("n_events", "n_sessions"),

@@ -1,0 +1,525 @@
+"""The ingest pipeline: raw logs -> canonical events (Parquet by merchant) -> buyers -> statistics.
+
+Three stages, each a pure function of files on disk so that the local and the Ray runner
+run the very same code and write the very same bytes:
+
+1. per input file (streaming Polars): parse, validate, cast; good rows are staged in
+   ``units`` (by hash of merchant and buyer, so a unit holds whole buyers), bad rows go to
+   the quarantine with their line numbers;
+2. per unit (in memory, bounded by the unit size): sort, count out-of-order rows,
+   deduplicate, sessionize rows without a session id by the inactivity gap, write
+   ``events/merchant_id=<m>/part-<unit>.parquet``;
+3. per unit: buyer representations (with each merchant's price edges and log end computed
+   once over the whole log) and per-buyer funnel flags for the merchant statistics.
+
+Output folder::
+
+    events/merchant_id=<m>/part-00000.parquet   canonical events, partitioned by merchant
+    quarantine.parquet                          malformed rows: source, line, reason, detail, raw
+    buyers/buyers.parquet + buyers/manifest.json
+    merchants.json                              per-merchant statistics with bootstrap CIs
+    manifest.json                               source, mapping, counts in/out, time range
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simpersona_env.errors import ConfigError, DataError, UnknownNameError
+from simpersona_env.ingest.mapping import LogMapping, SourceMapping
+from simpersona_env.ingest.read import CODE, FILE, LINE, REASONS, expand_paths, raw_lines
+from storefront_mock.canonical import CANONICAL_COLUMNS, CANONICAL_SCHEMA
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["EVENTS_SCHEMA_VERSION", "IngestResult", "ingest", "read_events", "read_quarantine",
+           "RUNNERS", "Progress"]
+
+#: Version of the on-disk layout of an ingest output (events + quarantine + manifest).
+EVENTS_SCHEMA_VERSION = 1
+RUNNERS = ("local", "ray")
+#: ``progress(stage, done, total)`` callback type.
+Progress = Callable[[str, int, int], None]
+
+_UNIT_BYTES = 256 << 20  # input bytes per unit: a unit's events fit comfortably in memory
+_DEDUP_KEYS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "product_id",
+               "category", "brand", "price", "query")
+
+
+@dataclass
+class IngestResult:
+    """Where the ingest wrote its outputs, and its manifest."""
+
+    out_dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def events_dir(self) -> Path:
+        return self.out_dir / "events"
+
+    @property
+    def buyers_dir(self) -> Path:
+        return self.out_dir / "buyers"
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.out_dir / "quarantine.parquet"
+
+    @property
+    def merchants_path(self) -> Path:
+        return self.out_dir / "merchants.json"
+
+
+def read_events(out_dir: str | Path) -> pl.LazyFrame:
+    """The canonical events of an ingest output (all merchants), lazily.
+
+    Example:
+        >>> ev = read_events("runs/ingest/rees46").filter(pl.col("merchant_id") == "electronics")  # doctest: +SKIP
+    """
+    import polars as pl
+
+    events = Path(out_dir) / "events"
+    files = sorted(events.glob("merchant_id=*/*.parquet"))
+    if not files:
+        return pl.LazyFrame(schema=pl.Schema(CANONICAL_SCHEMA))
+    return pl.scan_parquet(files, hive_partitioning=False).select(CANONICAL_COLUMNS)
+
+
+def read_quarantine(out_dir: str | Path) -> pl.DataFrame:
+    """The quarantined rows of an ingest output: source, line, reason, detail, raw."""
+    import polars as pl
+
+    return pl.read_parquet(Path(out_dir) / "quarantine.parquet")
+
+
+# ----------------------------------------------------------------------------- stage 1
+
+def _quarantine_schema() -> dict[str, Any]:
+    import polars as pl
+
+    return {"source": pl.String, "line": pl.Int64, "reason": pl.String, "detail": pl.String,
+            "raw": pl.String}
+
+
+def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
+                 strict: bool) -> dict[str, Any]:
+    """Parse one input file; stage good rows by unit, write its quarantine part."""
+    import polars as pl
+
+    from simpersona_env.ingest.read import first_bad_row, scan_source
+
+    stage_dir = Path(stage)
+    lf, info = scan_source(Path(path), source, file_index, stage_dir)
+    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
+    if lf is None:
+        return result
+    if strict:
+        bad = first_bad_row(lf)
+        if bad is not None:
+            raise DataError(f"{path}:{bad['line']}: {bad['reason']}: {bad['detail']} "
+                            "(strict=true stops at the first bad row; set strict=false to "
+                            "quarantine bad rows with their reasons and go on)")
+    unit = (pl.struct("merchant_id", "buyer_id").hash(seed=0) % units).cast(pl.UInt32)
+    good = (lf.filter(pl.col(CODE) == 0)
+            .select(*CANONICAL_COLUMNS, FILE, LINE, _unit=unit))
+    bad = (lf.filter(pl.col(CODE) > 0)
+           .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
+                   reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
+                   detail=pl.col("_detail")))
+    qpath = stage_dir / "quarantine" / f"f{file_index:05d}.parquet"
+    qpath.parent.mkdir(parents=True, exist_ok=True)
+    good_sink = good.sink_parquet(
+        pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
+                       file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
+                                                     f"f{file_index:05d}-"
+                                                     f"{a.index_in_partition}.parquet")),
+        mkdir=True, lazy=True)
+    bad_sink = bad.sink_parquet(qpath, lazy=True)
+    pl.collect_all([good_sink, bad_sink], engine="streaming")
+    quarantined = pl.read_parquet(qpath)
+    if quarantined.height:
+        # attach each bad row's raw source line, so the quarantine loses nothing
+        read_from = info.read_path or path
+        if source.format in ("csv", "tsv", "jsonl"):
+            skip = info.header_lines
+            lines = (raw_lines(read_from, skip=skip)
+                     .filter(pl.col("_row").is_in(
+                         (quarantined["line"] - 1 - skip).cast(pl.UInt32).implode()))
+                     .select(line=pl.col("_row").cast(pl.Int64) + 1 + skip, raw=pl.col("_raw"))
+                     .collect())
+            quarantined = quarantined.join(lines, on="line", how="left", maintain_order="left")
+        else:
+            quarantined = quarantined.with_columns(raw=pl.lit(None, pl.String))
+        quarantined = quarantined.select(
+            [pl.col(c).cast(t) for c, t in _quarantine_schema().items()])
+        quarantined.write_parquet(qpath)
+        result["bad"] = {k: int(v) for k, v in
+                         quarantined["reason"].value_counts().iter_rows()}
+    else:
+        pl.DataFrame(schema=_quarantine_schema()).write_parquet(qpath)
+    unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
+    result["good"] = sum(pl.scan_parquet(f).select(pl.len()).collect().item()
+                         for f in unit_files)
+    return result
+
+
+# ----------------------------------------------------------------------------- stage 2
+
+def _quote(m: str) -> str:
+    return urllib.parse.quote(m, safe="")
+
+
+def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: float
+                 ) -> dict[str, Any]:
+    """Sort, deduplicate and sessionize one unit; write its events by merchant."""
+    import polars as pl
+
+    files = sorted((Path(stage) / "units").glob(f"unit={unit}/*.parquet"))
+    counts = {"unit": unit, "rows_in": 0, "duplicates": 0, "out_of_order": 0,
+              "sessionized_rows": 0, "purchases_without_view_or_cart": 0, "rows_out": 0,
+              "merchants": {}}
+    if not files:
+        return counts
+    df = (pl.scan_parquet(files, hive_partitioning=False)
+          .sort(["merchant_id", "buyer_id", "ts", FILE, LINE]).collect())
+    counts["rows_in"] = df.height
+    m, b = pl.col("merchant_id"), pl.col("buyer_id")
+    same_buyer = ((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
+    # out of order: in time order, an event that comes from an earlier line of the same file
+    counts["out_of_order"] = int(df.select(
+        (same_buyer & (pl.col(FILE) == pl.col(FILE).shift(1))
+         & (pl.col(LINE) < pl.col(LINE).shift(1))).fill_null(False).sum()).item())
+    if dedup:
+        before = df.height
+        df = df.unique(subset=list(_DEDUP_KEYS), keep="first", maintain_order=True)
+        counts["duplicates"] = before - df.height
+    missing = df["session_id"].is_null()
+    n_missing = int(missing.sum())
+    if n_missing:
+        sub = df.filter(missing).select("merchant_id", "buyer_id", "ts")
+        gap_us = int(gap_minutes * 60 * 1e6)
+        new_b = ~((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
+        start = new_b | ((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
+                         > gap_us).fill_null(True)
+        cs = start.cast(pl.Int64).cum_sum()
+        k = cs - pl.when(new_b).then(cs).otherwise(None).forward_fill() + 1
+        ids = sub.select(pl.format("{}:{}", b, k).alias("s"))["s"]
+        df = df.with_columns(df["session_id"].scatter(missing.arg_true(), ids))
+        counts["sessionized_rows"] = n_missing
+    flag = pl.col("event").is_in(["product_view", "add_to_cart"]).cast(pl.Int64)
+    new_b = ~((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
+    cs = flag.cum_sum()
+    prior = cs - flag - pl.when(new_b).then(cs - flag).otherwise(None).forward_fill()
+    counts["purchases_without_view_or_cart"] = int(df.select(
+        ((pl.col("event") == "purchase") & (prior == 0)).sum()).item())
+    df = df.select(CANONICAL_COLUMNS)
+    counts["rows_out"] = df.height
+    for (merchant,), part in df.partition_by("merchant_id", as_dict=True,
+                                             maintain_order=True).items():
+        folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(folder / f"part-{unit:05d}.parquet")
+        counts["merchants"][merchant] = part.height
+    return counts
+
+
+# ----------------------------------------------------------------------------- stage 3
+
+def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: int,
+                 heldout_fraction: float, seed: int) -> dict[str, Any]:
+    """Buyer representations and per-buyer funnel flags of one unit."""
+    import polars as pl
+
+    from simpersona_env.buyers.represent import build_buyers
+    from simpersona_env.buyers.stats import buyer_funnel
+
+    files = sorted((Path(out) / "events").glob(f"merchant_id=*/part-{unit:05d}.parquet"))
+    if not files:
+        return {"unit": unit, "buyers": 0}
+    events = pl.scan_parquet(files, hive_partitioning=False)
+    context = pl.read_parquet(context_path)
+    buyers = build_buyers(events, max_len=max_len, heldout_fraction=heldout_fraction,
+                          seed=seed, context=context)
+    folder = Path(stage) / "buyers"
+    folder.mkdir(parents=True, exist_ok=True)
+    buyers.write_parquet(folder / f"part-{unit:05d}.parquet")
+    buyer_funnel(events).collect().write_parquet(folder / f"funnel-{unit:05d}.parquet")
+    return {"unit": unit, "buyers": buyers.height}
+
+
+# ----------------------------------------------------------------------------- runners
+
+class _Local:
+    def map(self, fn: Callable[..., Any], calls: list[tuple], stage: str,
+            progress: Progress | None) -> list[Any]:
+        out = []
+        for i, args in enumerate(calls):
+            out.append(fn(*args))
+            if progress:
+                progress(stage, i + 1, len(calls))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class _Ray:
+    """Each call of a stage is one Ray task; results come back in call order."""
+
+    def __init__(self, address: str | None, num_cpus: int | None):
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - ray is an optional extra
+            raise ConfigError("runner=ray needs Ray: pip install 'simpersona[ray]'") from exc
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "ignore_reinit_error": True}
+            if address:
+                kwargs["address"] = address
+            elif num_cpus:
+                kwargs["num_cpus"] = num_cpus
+            # workers must import this package from the same tree as the driver
+            root = str(Path(__file__).resolve().parents[2])
+            kwargs["runtime_env"] = {"env_vars": {
+                "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}}
+            ray.init(**kwargs)
+            self.started = True
+
+    def map(self, fn: Callable[..., Any], calls: list[tuple], stage: str,
+            progress: Progress | None) -> list[Any]:
+        remote = self.ray.remote(num_cpus=1)(fn)
+        refs = [remote.remote(*args) for args in calls]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    results[index[ref]] = self.ray.get(ref)
+                except self.ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    if isinstance(cause, DataError):
+                        raise DataError(str(cause).split("\n")[-1] or str(cause)) from None
+                    raise
+            if progress:
+                progress(stage, len(refs) - len(pending), len(refs))
+        return results
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _runner(name: str, address: str | None, num_cpus: int | None) -> _Local | _Ray:
+    if name == "local":
+        return _Local()
+    if name == "ray":
+        return _Ray(address, num_cpus)
+    raise UnknownNameError("runner", name, RUNNERS)
+
+
+# ----------------------------------------------------------------------------- driver
+
+def _precheck(mapping: LogMapping) -> list[tuple[str, SourceMapping]]:
+    """Every input file with its source mapping; column checks before any work."""
+    from simpersona_env.ingest.read import check_source
+
+    files: list[tuple[str, SourceMapping]] = []
+    for s in mapping.sources:
+        for p in expand_paths(s.path):
+            check_source(p, s)
+            files.append((str(p), s))
+    return files
+
+
+def _clear_outputs(out: Path) -> None:
+    for name in ("events", "buyers", "_staging"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+    for name in ("quarantine.parquet", "merchants.json", "merchants.png", "manifest.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
+           runner: str = "local", ray_address: str | None = None, num_cpus: int | None = None,
+           units: int = 0, buyers: bool = True, max_len: int = 64,
+           heldout_fraction: float = 0.5, merchant_heldout_fraction: float = 0.0,
+           seed: int = 0, bootstrap: int = 1000, confidence: float = 0.95,
+           progress: Progress | None = None) -> IngestResult:
+    """Ingest a raw log into canonical events, buyer representations and merchant statistics.
+
+    Args:
+        mapping: the log (see :func:`~simpersona_env.ingest.builtin_mapping`,
+            :func:`~simpersona_env.ingest.load_mapping`).
+        out_dir: output folder (its previous ingest outputs are replaced).
+        strict: fail on the first bad row (:class:`DataError` with line and reason) instead
+            of quarantining bad rows.
+        runner: ``"local"`` or ``"ray"`` (same code, same bytes).
+        ray_address: Ray cluster to join (default: a local instance).
+        num_cpus: CPUs of a local Ray instance.
+        units: buyer units for stages 2-3 (0: one per 256 MiB of input). The output depends
+            on it only through file names, never through content.
+        buyers: also build buyer representations and merchant statistics.
+        max_len: tokens kept per buyer.
+        heldout_fraction: share of each merchant's buyers in the held-out split.
+        merchant_heldout_fraction: share of merchants held out entirely (merchants.json).
+        seed: split and bootstrap seed.
+        bootstrap: bootstrap resamples for the merchant statistics' intervals.
+        confidence: level of the intervals.
+        progress: ``progress(stage, done, total)`` callback.
+
+    Returns:
+        An :class:`IngestResult` with the paths and the manifest.
+
+    Raises:
+        SchemaError: a mapped column is missing from a file (before any work).
+        DataError: an input file is missing, unreadable, or (strict) has a bad row.
+
+    Example:
+        >>> from simpersona_env.ingest import builtin_mapping, ingest
+        >>> res = ingest(builtin_mapping("taobao"), "runs/ingest/taobao")  # doctest: +SKIP
+        >>> res.manifest["rows"]["events_out"]  # doctest: +SKIP
+    """
+    import polars as pl
+
+    from simpersona_env.buyers.represent import merchant_context, write_buyers
+    from simpersona_env.buyers.stats import merchant_stats
+
+    t0 = time.perf_counter()
+    if runner not in RUNNERS:
+        raise UnknownNameError("runner", runner, RUNNERS)
+    files = _precheck(mapping)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(out)
+    stage = out / "_staging"
+    stage.mkdir()
+    total_bytes = sum(os.path.getsize(p) for p, _ in files)
+    n_units = units if units > 0 else max(1, math.ceil(total_bytes / _UNIT_BYTES))
+    timings: dict[str, float] = {}
+    run = _runner(runner, ray_address, num_cpus)
+    try:
+        t = time.perf_counter()
+        s1 = run.map(_stage1_file, [(p, s, i, n_units, str(stage), strict)
+                                    for i, (p, s) in enumerate(files)], "parse", progress)
+        timings["parse_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        s2 = run.map(_stage2_unit, [(u, str(stage), str(out), mapping.dedup,
+                                     mapping.session_gap_minutes) for u in range(n_units)],
+                     "sessions", progress)
+        timings["sessions_s"] = time.perf_counter() - t
+        n_buyers = 0
+        if buyers:
+            t = time.perf_counter()
+            ctx_path = stage / "context.parquet"
+            merchant_context(read_events(out)).collect().write_parquet(ctx_path)
+            s3 = run.map(_stage3_unit, [(u, str(stage), str(out), str(ctx_path), max_len,
+                                         heldout_fraction, seed) for u in range(n_units)],
+                         "buyers", progress)
+            parts = sorted((stage / "buyers").glob("part-*.parquet"))
+            table = pl.read_parquet(parts) if parts else None
+            if table is None:
+                from simpersona_env.buyers.represent import build_buyers
+
+                table = build_buyers(read_events(out), max_len=max_len)
+            n_buyers = sum(r["buyers"] for r in s3)
+            write_buyers(table, out / "buyers", max_len=max_len,
+                         extra={"source": mapping.name, "seed": seed,
+                                "heldout_fraction": heldout_fraction})
+            timings["buyers_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            funnel_parts = sorted((stage / "buyers").glob("funnel-*.parquet"))
+            funnel = pl.read_parquet(funnel_parts) if funnel_parts else None
+            stats = merchant_stats(funnel, bootstrap=bootstrap, confidence=confidence,
+                                   seed=seed, merchant_heldout_fraction=merchant_heldout_fraction)
+            (out / "merchants.json").write_text(json.dumps(stats, indent=2) + "\n")
+            timings["stats_s"] = time.perf_counter() - t
+    except BaseException:
+        run.close()
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    run.close()
+
+    qparts = sorted((stage / "quarantine").glob("*.parquet"))
+    quarantine = (pl.concat([pl.read_parquet(q) for q in qparts]) if qparts
+                  else pl.DataFrame(schema=_quarantine_schema()))
+    quarantine.write_parquet(out / "quarantine.parquet")
+    shutil.rmtree(stage, ignore_errors=True)
+    manifest = _manifest(mapping, out, s1, s2, n_units, n_buyers if buyers else None,
+                         quarantine, runner, timings, time.perf_counter() - t0)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return IngestResult(out_dir=out, manifest=manifest)
+
+
+def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_units: int,
+              n_buyers: int | None, quarantine: Any, runner: str, timings: dict[str, float],
+              total_s: float) -> dict[str, Any]:
+    import polars as pl
+
+    files = []
+    for r in s1:
+        info = r["file"]
+        files.append({
+            "path": info.path, "format": info.format, "bytes": info.bytes,
+            "rows_in": r["good"] + sum(r["bad"].values()), "rows_good": r["good"],
+            "rows_quarantined": sum(r["bad"].values()), "quarantined_by_reason": r["bad"],
+            "empty": info.empty, "recoded_latin1_lines": len(info.recoded_lines),
+            "recoded_line_numbers": info.recoded_lines[:100], "notes": info.notes,
+        })
+    merchants: dict[str, int] = {}
+    for r in s2:
+        for m, n in r["merchants"].items():
+            merchants[m] = merchants.get(m, 0) + n
+    span = read_events(out).select(pl.col("ts").min().alias("lo"),
+                                   pl.col("ts").max().alias("hi"),
+                                   pl.col("session_id").n_unique().alias("s")).collect()
+    by_reason: dict[str, int] = {}
+    for f in files:
+        for k, v in f["quarantined_by_reason"].items():
+            by_reason[k] = by_reason.get(k, 0) + v
+    rows_in = sum(f["rows_in"] for f in files)
+    out_rows = sum(r["rows_out"] for r in s2)
+    dups = sum(r["duplicates"] for r in s2)
+    return {
+        "events_schema_version": EVENTS_SCHEMA_VERSION,
+        "source": mapping.name,
+        "mapping": mapping.to_dict(),
+        "files": files,
+        "rows": {
+            "in": rows_in,
+            "quarantined": int(quarantine.height),
+            "duplicates_removed": dups,
+            "events_out": out_rows,
+            "check": "in == quarantined + duplicates_removed + events_out",
+            "balanced": rows_in == quarantine.height + dups + out_rows,
+        },
+        "quarantined_by_reason": by_reason,
+        "out_of_order_events": sum(r["out_of_order"] for r in s2),
+        "sessionized_rows": sum(r["sessionized_rows"] for r in s2),
+        "purchases_without_view_or_cart": sum(r["purchases_without_view_or_cart"] for r in s2),
+        "merchants": dict(sorted(merchants.items())),
+        "n_merchants": len(merchants),
+        "n_buyers": n_buyers,
+        "time_range": {"min": str(span["lo"][0]) if span.height else None,
+                       "max": str(span["hi"][0]) if span.height else None},
+        "units": n_units,
+        "runner": runner,
+        "timings_s": {**{k: round(v, 3) for k, v in timings.items()},
+                      "total_s": round(total_s, 3)},
+        "outputs": {"events": "events/merchant_id=<m>/part-<unit>.parquet",
+                    "quarantine": "quarantine.parquet", "buyers": "buyers/buyers.parquet",
+                    "merchant_stats": "merchants.json"},
+    }

@@ -1,0 +1,483 @@
+"""Stage 1 of the ingest: one raw input file -> validated canonical rows + quarantined rows.
+
+Every file is read as text (all columns as strings, so that nothing is lost to type
+inference), each canonical field is cast with ``strict=False`` and a null where the text was
+not empty marks a bad value. Each row gets the code of the first thing wrong with it
+(:data:`REASONS`); good rows go on to stage 2, bad rows go to the quarantine with their
+source line number and the raw line. Nothing is dropped silently.
+
+Column counts need a raw-line pass (Polars' CSV reader pads short lines without saying so):
+one extra streaming scan that counts separators per line (quoted text removed first).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simpersona_env.errors import DataError, SchemaError
+from simpersona_env.ingest.mapping import SourceMapping
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["REASONS", "FileInfo", "expand_paths", "check_source", "scan_source", "first_bad_row",
+           "raw_lines"]
+
+#: Quarantine reasons, by code (0 = good row). Order = priority: a row gets the first.
+REASONS: dict[int, str] = {
+    1: "blank_line",
+    2: "wrong_column_count",
+    3: "bad_json",
+    4: "empty_id",
+    5: "bad_timestamp",
+    6: "unknown_event",
+    7: "bad_number",
+}
+#: Internal columns carried beside the canonical ones.
+LINE, FILE, CODE = "_line", "_file", "_code"
+_RAW_SEP = "\x1f"  # a byte no text log uses: reads each line whole as one column
+
+
+@dataclass
+class FileInfo:
+    """What stage 1 learned about one input file (reported in the manifest)."""
+
+    path: str
+    file_index: int
+    format: str
+    bytes: int
+    header_lines: int = 0
+    lines: int | None = None  # physical lines after the header (raw pass), when counted
+    empty: bool = False
+    recoded_lines: list[int] = field(default_factory=list)  # latin-1 lines decoded, 1-based
+    notes: list[str] = field(default_factory=list)
+    read_path: str | None = None  # the file actually read (a UTF-8 copy when recoded)
+
+
+def expand_paths(pattern: str) -> list[Path]:
+    """A path or glob -> sorted existing files.
+
+    Raises:
+        DataError: when nothing matches, naming the pattern.
+    """
+    p = Path(pattern)
+    if any(ch in pattern for ch in "*?["):
+        files = sorted(q for q in p.parent.glob(p.name) if q.is_file())
+    else:
+        files = [p] if p.is_file() else []
+    if not files:
+        raise DataError(f"input file {pattern!r} not found; set data.path (or the source's "
+                        "`path:`) to an existing file, or SIMPERSONA_DATA_DIR for built-in data")
+    return files
+
+
+# ----------------------------------------------------------------------------- encodings
+
+def _recode_to_utf8(path: Path, info: FileInfo, latin1_all: bool, tmp_dir: Path) -> Path:
+    """Write a UTF-8 copy of ``path``; lines that are not valid UTF-8 are decoded as latin-1.
+
+    Why line by line: a log that is UTF-8 except for a few latin-1 lines (a common export
+    bug) keeps every line intact, and the recoded line numbers are reported.
+    """
+    out = tmp_dir / f"recoded-{info.file_index:04d}-{path.name}"
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        for n, line in enumerate(src, start=1):
+            if latin1_all:
+                dst.write(line.decode("latin-1").encode("utf-8"))
+                continue
+            try:
+                line.decode("utf-8")
+                dst.write(line)
+            except UnicodeDecodeError:
+                info.recoded_lines.append(n)
+                dst.write(line.decode("latin-1").encode("utf-8"))
+    return out
+
+
+def _is_utf8_error(exc: Exception) -> bool:
+    return "utf-8" in str(exc).lower() or "utf8" in str(exc).lower()
+
+
+# ----------------------------------------------------------------------------- CSV
+
+def _csv_header(path: Path, s: SourceMapping) -> list[str]:
+    if not s.has_header:
+        return list(s.header)
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    text = first.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    row = next(csv.reader(io.StringIO(text), delimiter=s.separator,
+                          quotechar=s.quote_char or '"',
+                          quoting=csv.QUOTE_MINIMAL if s.quote_char else csv.QUOTE_NONE), [])
+    return [c.strip() for c in row]
+
+
+def raw_lines(path: str | Path, *, skip: int = 0) -> pl.LazyFrame:
+    """Each physical line of a text file as ``_raw`` (str) with ``_row`` (0-based after ``skip``)."""
+    import polars as pl
+
+    return pl.scan_csv(path, has_header=False, separator=_RAW_SEP, quote_char=None,
+                       schema={"_raw": pl.String}, truncate_ragged_lines=True,
+                       empty_string_is_null=False, skip_lines=skip, row_index_name="_row",
+                       missing_columns="insert", extra_columns="ignore")
+
+
+def _bad_field_counts(path: Path, s: SourceMapping, n_cols: int, header_lines: int
+                      ) -> tuple[int, Any]:
+    """Raw pass: (number of lines, DataFrame of rows whose field count != n_cols)."""
+    import polars as pl
+
+    line = pl.col("_raw")
+    if s.quote_char:
+        # quoted text may hold separators: drop it before counting
+        q = "\\" + s.quote_char if s.quote_char in ".^$*+?()[]{}|\\" else s.quote_char
+        line = (pl.when(line.str.contains(s.quote_char, literal=True))
+                .then(line.str.replace_all(f"{q}[^{q}]*{q}", "")).otherwise(line))
+    n_fields = line.str.count_matches(s.separator, literal=True) + 1
+    lf = raw_lines(path, skip=header_lines)
+    counted = (lf.select(pl.len().alias("n"),
+                         pl.col("_row").filter((pl.col("_raw").str.len_bytes() == 0)
+                                               | (n_fields != n_cols)).implode().alias("bad"),
+                         pl.col("_raw").filter((pl.col("_raw").str.len_bytes() == 0)
+                                               | (n_fields != n_cols)).implode().alias("raw"))
+               .collect(engine="streaming"))
+    rows = counted["bad"][0]
+    raws = counted["raw"][0]
+    bad = pl.DataFrame({"_row": rows, "_raw_bad": raws},
+                       schema={"_row": pl.UInt32, "_raw_bad": pl.String})
+    return int(counted["n"][0]), bad
+
+
+def _scan_csv(path: Path, s: SourceMapping, info: FileInfo, names: list[str]) -> pl.LazyFrame:
+    import polars as pl
+
+    info.header_lines = 1 if s.has_header else 0
+    n_lines, bad = _bad_field_counts(path, s, len(names), info.header_lines)
+    info.lines = n_lines
+    lf = pl.scan_csv(path, has_header=False, skip_rows=info.header_lines, separator=s.separator,
+                     quote_char=s.quote_char, schema={n: pl.String for n in names},
+                     truncate_ragged_lines=True, empty_string_is_null=False,
+                     row_index_name="_row", missing_columns="insert", extra_columns="ignore")
+    if bad.height:
+        blank = bad.filter(pl.col("_raw_bad").str.len_bytes() == 0)["_row"]
+        wrong = bad.filter(pl.col("_raw_bad").str.len_bytes() > 0)["_row"]
+        shape = (pl.when(pl.col("_row").is_in(blank.implode())).then(pl.lit(1, pl.UInt8))
+                 .when(pl.col("_row").is_in(wrong.implode())).then(pl.lit(2, pl.UInt8))
+                 .otherwise(pl.lit(0, pl.UInt8)))
+    else:
+        shape = pl.lit(0, pl.UInt8)
+    return lf.with_columns(_shape=shape,
+                           _line=(pl.col("_row").cast(pl.Int64) + 1 + info.header_lines))
+
+
+# ----------------------------------------------------------------------------- JSONL
+
+def _json_dtype(path: Path, s: SourceMapping) -> tuple[Any, list[str]]:
+    """Struct dtype for the mapped fields (all strings; the explode field holds a list of them)
+    and the field names the first record offers (to check the mapping before any work)."""
+    import polars as pl
+
+    top: dict[str, Any] = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    top = json.loads(line)
+                except ValueError:
+                    top = {}
+                break
+    items = top.get(s.explode) if s.explode and isinstance(top, dict) else None
+    item = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+    available = list(top) + list(item) if isinstance(top, dict) else []
+    wanted = set(s.columns.values()) | ({s.merchant.column} if s.merchant.column else set())
+    outer = sorted(c for c in wanted if c in top or not s.explode)
+    inner = sorted(c for c in wanted if c not in outer)
+    fields = {c: pl.String for c in outer}
+    if s.explode:
+        fields[s.explode] = pl.List(pl.Struct({c: pl.String for c in inner}))
+    return pl.Struct(fields), available
+
+
+def _scan_jsonl(path: Path, s: SourceMapping, info: FileInfo) -> pl.LazyFrame:
+    import polars as pl
+
+    dtype, available = _json_dtype(path, s)
+    if available:
+        _check_columns(s, available, info.path)
+    lines = raw_lines(path)
+    decoded = pl.col("_raw").str.json_decode(dtype)
+    try:
+        # cheap validity probe on the whole file; only a failure pays for the Python pass
+        lines.select(decoded.is_null().sum()).collect(engine="streaming")
+        bad_rows: list[int] = []
+    except Exception:  # noqa: BLE001 - polars raises ComputeError on the first bad line
+        bad_rows = []
+        for r, text in enumerate(lines.select("_raw").collect()["_raw"]):
+            if not text:
+                bad_rows.append(r)
+                continue
+            try:
+                obj = json.loads(text)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                bad_rows.append(r)
+    is_bad = pl.col("_row").is_in(pl.Series(bad_rows, dtype=pl.UInt32).implode())
+    lf = lines.with_columns(
+        _shape=pl.when(is_bad).then(pl.lit(3, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8)),
+        _obj=pl.when(is_bad).then(pl.lit("{}")).otherwise(pl.col("_raw")).str.json_decode(dtype),
+        _line=pl.col("_row").cast(pl.Int64) + 1,
+    ).unnest("_obj")
+    if s.explode:
+        # a record with an empty list has no events: nothing to keep or lose
+        lf = (lf.filter((pl.col("_shape") > 0) | (pl.col(s.explode).list.len() > 0))
+              .explode(s.explode, empty_as_null=True).unnest(s.explode))
+    return lf
+
+
+# ----------------------------------------------------------------------------- Parquet
+
+def _scan_parquet(path: Path, s: SourceMapping, info: FileInfo) -> pl.LazyFrame:
+    import polars as pl
+
+    lf = pl.scan_parquet(path, row_index_name="_row")
+    schema = lf.collect_schema()
+    ts_col = s.columns.get("ts")
+    casts = [pl.col(c).cast(pl.String) for c in schema.names()
+             if c not in ("_row", ts_col) and schema[c] != pl.String]
+    if ts_col in schema and not schema[ts_col].is_temporal():
+        casts.append(pl.col(ts_col).cast(pl.String))
+    return lf.with_columns(*casts, _shape=pl.lit(0, pl.UInt8),
+                           _line=pl.col("_row").cast(pl.Int64) + 1)
+
+
+# ----------------------------------------------------------------------------- canonical
+
+def _nz(e: pl.Expr) -> pl.Expr:
+    """Empty text -> null (missing values stay null, never invented)."""
+    import polars as pl
+
+    return pl.when(e.str.len_bytes() > 0).then(e)
+
+
+def _field(s: SourceMapping, name: str, schema: Any) -> pl.Expr:
+    import polars as pl
+
+    if name in s.constants:
+        e = pl.lit(str(s.constants[name]), pl.String)
+    elif name in s.columns:
+        col = s.columns[name]
+        e = pl.col(col) if schema[col] == pl.String else pl.col(col).cast(pl.String)
+        e = _nz(e)
+    else:
+        return pl.lit(None, pl.String)
+    if name in s.replace:
+        pattern, repl = s.replace[name]
+        e = e.str.replace(pattern, repl)
+    return e
+
+
+def _timestamp(s: SourceMapping, raw: pl.Expr, dtype: Any) -> pl.Expr:
+    import polars as pl
+
+    t = s.timestamp
+    target = pl.Datetime("us", "UTC")
+    if dtype is not None and dtype.is_temporal():  # a typed Parquet column
+        e = pl.col(s.columns["ts"]).cast(pl.Datetime("us", getattr(dtype, "time_zone", None)))
+        return (e.dt.convert_time_zone("UTC") if getattr(dtype, "time_zone", None)
+                else e.dt.replace_time_zone(t.timezone).dt.convert_time_zone("UTC"))
+    if t.unit:
+        per_us = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}[t.unit]
+        as_int = raw.cast(pl.Int64, strict=False)
+        as_float = raw.cast(pl.Float64, strict=False)
+        if per_us is None:
+            us = pl.coalesce(as_int // 1000, (as_float / 1000).cast(pl.Int64, strict=False))
+        else:
+            us = pl.coalesce(as_int * per_us, (as_float * per_us).cast(pl.Int64, strict=False))
+        return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    fmt = t.format
+    text = raw
+    if t.year is not None:
+        text = pl.lit(str(t.year)) + raw
+        fmt = "%Y" + (fmt or "")
+    if fmt and ("%z" in fmt or "%:z" in fmt):
+        return text.str.strptime(target, fmt, strict=False)
+    if fmt:
+        naive = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    else:
+        naive = text.str.to_datetime(time_unit="us", strict=False)
+    return (naive.dt.replace_time_zone(t.timezone, ambiguous="earliest",
+                                       non_existent="null").dt.convert_time_zone("UTC")
+            .cast(target))
+
+
+def _merchant(s: SourceMapping, schema: Any) -> pl.Expr:
+    import polars as pl
+
+    m = s.merchant
+    if m.column is None:
+        return pl.lit(m.constant, pl.String)
+    e = _nz(pl.col(m.column) if schema[m.column] == pl.String else pl.col(m.column).cast(pl.String))
+    if m.level:
+        if m.level == 1:
+            e = e.str.splitn(m.separator, 2).struct.field("field_0")
+        else:
+            e = e.str.split(m.separator).list.head(m.level).list.join(m.separator)
+        e = _nz(e)
+    if m.missing is not None:
+        e = e.fill_null(pl.lit(m.missing))
+    elif m.constant is not None:
+        e = e.fill_null(pl.lit(m.constant))
+    return e
+
+
+def _check_columns(s: SourceMapping, names: list[str], path: Path | str) -> None:
+    wanted = {f"columns.{k}": v for k, v in s.columns.items()}
+    if s.merchant.column:
+        wanted["merchant.column"] = s.merchant.column
+    missing = {k: v for k, v in wanted.items() if v not in names}
+    if missing:
+        pretty = ", ".join(f"{k.split('.')[-1] if k.startswith('columns') else 'merchant_id'}"
+                           f" <- {v!r} (mapping key `{k}`)" for k, v in missing.items())
+        raise SchemaError(f"{path}: source column(s) missing, so canonical field(s) cannot be "
+                          f"filled: {pretty}; the file has columns {names}; set each key to "
+                          "one of those (or fix has_header/header/separator)")
+
+
+def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
+                ) -> tuple[pl.LazyFrame | None, FileInfo]:
+    """Lazy frame of one input file with canonical columns, ``_line``, ``_file`` and ``_code``.
+
+    ``_code`` is 0 for a good row, else a key of :data:`REASONS`; ``_detail`` says what was
+    wrong. Returns ``(None, info)`` for an empty file (reported, not an error).
+
+    Raises:
+        SchemaError: when a mapped column is missing (before any data is read).
+    """
+    import polars as pl
+
+    info = FileInfo(path=str(path), file_index=file_index, format=s.format,
+                    bytes=os.path.getsize(path))
+    if info.bytes == 0 or (s.format != "parquet" and not _has_content(path)):
+        info.empty = True
+        info.notes.append("empty file: no rows")
+        return None, info
+    latin1 = s.encoding.replace("-", "").lower() == "latin1"
+    read_path = path
+    if latin1:
+        read_path = _recode_to_utf8(path, info, True, tmp_dir)
+
+    def build(rp: Path) -> pl.LazyFrame:
+        if s.format in ("csv", "tsv"):
+            names = _csv_header(rp, s)
+            _check_columns(s, names, path)
+            return _scan_csv(rp, s, info, names)
+        if s.format == "jsonl":
+            return _scan_jsonl(rp, s, info)
+        lf = _scan_parquet(rp, s, info)
+        _check_columns(s, lf.collect_schema().names(), path)
+        return lf
+
+    try:
+        lf = build(read_path)
+    except pl.exceptions.ComputeError as exc:
+        if latin1 or not _is_utf8_error(exc):
+            raise DataError(f"{path}: cannot read as {s.format}: {exc}") from exc
+        read_path = _recode_to_utf8(path, info, False, tmp_dir)
+        info.notes.append(f"{len(info.recoded_lines)} line(s) were not UTF-8 and were decoded "
+                          "as latin-1")
+        lf = build(read_path)
+    info.read_path = str(read_path)
+    schema = lf.collect_schema()
+
+    cols = {f: _field(s, f, schema) for f in ("buyer_id", "session_id", "product_id",
+                                              "category", "brand", "query")}
+    raw_ts = _field(s, "ts", schema)
+    ts_dtype = schema.get(s.columns.get("ts", ""))
+    ts = _timestamp(s, raw_ts, ts_dtype)
+    raw_event = _field(s, "event", schema)
+    event = raw_event.replace_strict({k: v for k, v in s.events.items()}, default=None,
+                                     return_dtype=pl.String)
+    raw_price = _field(s, "price", schema)
+    price = raw_price.cast(pl.Float64, strict=False)
+    merchant = _merchant(s, schema)
+    ts_missing = raw_ts.is_null() if ts_dtype is None or not ts_dtype.is_temporal() \
+        else pl.col(s.columns["ts"]).is_null()
+    code = (pl.when(pl.col("_shape") > 0).then(pl.col("_shape"))
+            .when(pl.col("buyer_id").is_null() | pl.col("merchant_id").is_null())
+            .then(pl.lit(4, pl.UInt8))
+            .when(pl.col("ts").is_null()).then(pl.lit(5, pl.UInt8))
+            .when(pl.col("event").is_null()).then(pl.lit(6, pl.UInt8))
+            .when(pl.col("_raw_price").is_not_null() & pl.col("price").is_null())
+            .then(pl.lit(7, pl.UInt8))
+            .otherwise(pl.lit(0, pl.UInt8)))
+    detail = (pl.when(pl.col(CODE) == 4)
+              .then(pl.when(pl.col("buyer_id").is_null()).then(pl.lit("buyer_id is empty"))
+                    .otherwise(pl.lit("merchant_id is empty")))
+              .when(pl.col(CODE) == 5)
+              .then(pl.when(pl.col("_ts_missing")).then(pl.lit("timestamp is empty"))
+                    .otherwise(pl.format("cannot parse timestamp {}",
+                                         pl.col("_raw_ts").fill_null(""))))
+              .when(pl.col(CODE) == 6)
+              .then(pl.format("event value '{}' is not in the mapping's `events:` table",
+                              pl.col("_raw_event").fill_null("")))
+              .when(pl.col(CODE) == 7)
+              .then(pl.format("cannot parse price '{}'", pl.col("_raw_price")))
+              .when(pl.col(CODE) == 2).then(pl.lit("wrong number of fields"))
+              .when(pl.col(CODE) == 3).then(pl.lit("not a JSON object"))
+              .when(pl.col(CODE) == 1).then(pl.lit("blank line"))
+              .otherwise(pl.lit(None, pl.String)))
+    out = (lf.with_columns(
+        merchant_id=merchant, ts=ts, event=event, price=price, **cols,
+        _raw_ts=raw_ts.cast(pl.String) if ts_dtype is not None and ts_dtype.is_temporal()
+        else raw_ts,
+        _ts_missing=ts_missing, _raw_event=raw_event, _raw_price=raw_price,
+        source=pl.lit(s.source, pl.String), _file=pl.lit(file_index, pl.UInt16))
+        .with_columns(_code=code)
+        .with_columns(_detail=detail))
+    return out, info
+
+
+def _has_content(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    return bool(head.strip())
+
+
+def first_bad_row(lf: pl.LazyFrame) -> dict[str, Any] | None:
+    """The first quarantined row of a scanned source (for ``strict=true``), or None."""
+    import polars as pl
+
+    bad = (lf.filter(pl.col(CODE) > 0).select(LINE, CODE, "_detail").head(1)
+           .collect(engine="streaming"))
+    if bad.height == 0:
+        return None
+    row = bad.row(0, named=True)
+    return {"line": row[LINE], "reason": REASONS[row[CODE]], "detail": row["_detail"]}
+
+
+
+def check_source(path: Path, s: SourceMapping) -> None:
+    """Check that every mapped column exists in ``path``, reading only its first record.
+
+    Raises:
+        SchemaError: naming the missing canonical fields and the mapping keys to set.
+    """
+    import polars as pl
+
+    if os.path.getsize(path) == 0:
+        return
+    if s.format in ("csv", "tsv"):
+        _check_columns(s, _csv_header(path, s), path)
+    elif s.format == "jsonl":
+        _, available = _json_dtype(path, s)
+        if available:
+            _check_columns(s, available, path)
+    else:
+        _check_columns(s, pl.scan_parquet(path).collect_schema().names(), path)
