@@ -23,7 +23,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def builtin_stores():
-    return make_stores("builtin", n_products=60)
+    return make_stores("builtin", n_products=100)
 
 
 class StepClock:
