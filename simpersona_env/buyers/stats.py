@@ -57,10 +57,15 @@ def buyer_funnel(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _interval(samples: np.ndarray, confidence: float) -> list[float]:
-    if samples.size == 0 or np.all(np.isnan(samples)):
+    """Percentile interval (linear interpolation, as numpy's default quantile)."""
+    x = np.sort(samples[~np.isnan(samples)])
+    if x.size == 0:
         return [float("nan"), float("nan")]
-    lo, hi = np.nanquantile(samples, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
-    return [float(lo), float(hi)]
+    pos = np.array([(1 - confidence) / 2, 1 - (1 - confidence) / 2]) * (x.size - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, x.size - 1)
+    v = x[lo] + (x[hi] - x[lo]) * (pos - lo)
+    return [float(v[0]), float(v[1])]
 
 
 def _share(k: int, n: int, rng: np.random.Generator, b: int, confidence: float
@@ -70,40 +75,52 @@ def _share(k: int, n: int, rng: np.random.Generator, b: int, confidence: float
     return {"value": p, "ci": _interval(boot, confidence), "count": int(k)}
 
 
-def _merchant(df: pl.DataFrame, rng: np.random.Generator, b: int, confidence: float
-              ) -> dict[str, Any]:
-    n = df.height
-    reached = {s: int(df[f"reached_{s}"].sum()) for s in FUNNEL_STAGES}
-    funnel = {s: _share(reached[s], n, rng, b, confidence) for s in FUNNEL_STAGES}
+def _aov(values: np.ndarray, counts: np.ndarray, n: int, rng: np.random.Generator, b: int,
+         confidence: float) -> dict[str, Any]:
+    """Average order value and its interval; only purchasers enter the resample."""
+    total = counts.sum()
+    value = float(values.sum() / total) if total else float("nan")
+    if not len(values):
+        return {"value": value, "ci": [float("nan")] * 2, "priced_purchases": 0}
+    # k_i purchasers in resample i, then k_i draws among them, all at once
+    k = rng.binomial(n, len(values) / n, size=b)
+    pick = rng.integers(0, len(values), size=int(k.sum()))
+    seg = np.repeat(np.arange(b), k)
+    num = np.bincount(seg, weights=values[pick], minlength=b)
+    den = np.bincount(seg, weights=counts[pick], minlength=b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    return {"value": value, "ci": _interval(boot, confidence), "priced_purchases": int(total)}
+
+
+def _merchant(row: dict[str, Any], values: np.ndarray, counts: np.ndarray,
+              rng: np.random.Generator, b: int, confidence: float) -> dict[str, Any]:
+    n = int(row["buyers"])
+    funnel = {s: _share(int(row[f"reached_{s}"]), n, rng, b, confidence) for s in FUNNEL_STAGES}
     steps = {}
     for prev, cur in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:]):
         # step rate: of the buyers who reached `prev`, the share who also reached `cur`
-        both = int((df[f"reached_{prev}"] & df[f"reached_{cur}"]).sum())
-        steps[f"{prev}->{cur}"] = _share(both, reached[prev], rng, b, confidence)
-    buyers_p = df.filter(df["n_priced_purchases"] > 0)
-    values = buyers_p["order_value"].to_numpy().astype(np.float64)
-    counts = buyers_p["n_priced_purchases"].to_numpy().astype(np.float64)
-    aov = float(values.sum() / counts.sum()) if counts.sum() else float("nan")
-    if len(values):
-        k = rng.binomial(n, len(values) / n, size=b)
-        boot = np.full(b, np.nan)
-        for i, ki in enumerate(k):
-            if ki:
-                pick = rng.integers(0, len(values), size=ki)
-                boot[i] = values[pick].sum() / counts[pick].sum()
-        aov_ci = _interval(boot, confidence)
-    else:
-        aov_ci = [float("nan"), float("nan")]
+        steps[f"{prev}->{cur}"] = _share(int(row[f"step_{cur}"]), int(row[f"reached_{prev}"]),
+                                         rng, b, confidence)
     return {
         "buyers": n,
-        "sessions": int(df["n_sessions"].sum()),
-        "events": int(df["n_events"].sum()),
+        "sessions": int(row["n_sessions"]),
+        "events": int(row["n_events"]),
         "funnel": funnel,
         "funnel_steps": steps,
         "conversion_rate": funnel["purchase"],
-        "average_order_value": {"value": aov, "ci": aov_ci,
-                                "priced_purchases": int(counts.sum())},
+        "average_order_value": _aov(values, counts, n, rng, b, confidence),
     }
+
+
+def _aggregate(funnel: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    import polars as pl
+
+    steps = [(pl.col(f"reached_{p}") & pl.col(f"reached_{c}")).sum().alias(f"step_{c}")
+             for p, c in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:])]
+    aggs = [pl.len().alias("buyers"), pl.col("n_sessions").sum(), pl.col("n_events").sum(),
+            *[pl.col(f"reached_{s}").sum() for s in FUNNEL_STAGES], *steps]
+    return funnel.group_by(by).agg(aggs).sort(by) if by else funnel.select(aggs)
 
 
 def merchant_stats(funnel: pl.DataFrame | None, *, bootstrap: int = 1000,
@@ -147,13 +164,25 @@ def merchant_stats(funnel: pl.DataFrame | None, *, bootstrap: int = 1000,
                       merchant_split(merchants, heldout_fraction=merchant_heldout_fraction,
                                      seed=seed).to_list()))
     seeds = dict(zip(merchants.to_list(), stable_hash(merchants, seed).tolist()))
-    for (m,), part in funnel.sort(["merchant_id", "buyer_id"]).partition_by(
-            "merchant_id", as_dict=True, maintain_order=True).items():
+    purchasers = (funnel.filter(pl.col("n_priced_purchases") > 0)
+                  .sort(["merchant_id", "buyer_id"]))
+    pm = purchasers["merchant_id"]
+    values = purchasers["order_value"].to_numpy().astype(np.float64)
+    counts = purchasers["n_priced_purchases"].to_numpy().astype(np.float64)
+    # each merchant's purchasers are one contiguous slice of the sorted table
+    bounds = (purchasers.with_row_index("_i").group_by("merchant_id")
+              .agg(pl.col("_i").min().alias("lo"), (pl.col("_i").max() + 1).alias("hi")))
+    slices = {m: (lo, hi) for m, lo, hi in bounds.iter_rows()}
+    del pm
+    for row in _aggregate(funnel, ["merchant_id"]).iter_rows(named=True):
+        m = row["merchant_id"]
+        lo, hi = slices.get(m, (0, 0))
         rng = np.random.default_rng([seed, int(seeds[m]) & 0xFFFFFFFF])
-        out["merchants"][m] = {**_merchant(part, rng, bootstrap, confidence),
-                               "split": splits[m]}
-    out["overall"] = _merchant(funnel, np.random.default_rng([seed, 0]), bootstrap, confidence)
-    del pl
+        out["merchants"][m] = {**_merchant(row, values[lo:hi], counts[lo:hi], rng, bootstrap,
+                                           confidence), "split": splits[m]}
+    overall = _aggregate(funnel, []).row(0, named=True)
+    out["overall"] = _merchant(overall, values, counts, np.random.default_rng([seed, 0]),
+                               bootstrap, confidence)
     return _clean(out)
 
 
