@@ -49,7 +49,7 @@ class PlaywrightBackend:
         self.navigation_timeout_ms = navigation_timeout_s * 1000
         self._context: Any = None
         self._page: Any = None
-        self._origin_cookies: list[dict[str, Any]] = []
+        self._prefetched: tuple[str, str] | None = None
 
     # -- the moves -------------------------------------------------------------------------
 
@@ -60,6 +60,7 @@ class PlaywrightBackend:
     async def _new_context(self, cookies: list[dict[str, Any]]) -> None:
         if self._context is not None:
             await self._context.close()
+        self._prefetched = None
         self._context = await self.browser.new_context()
         self._context.set_default_timeout(self.action_timeout_ms)
         self._context.set_default_navigation_timeout(self.navigation_timeout_ms)
@@ -75,11 +76,13 @@ class PlaywrightBackend:
 
         if self._page is None:
             await self._new_context([])
+        self._prefetched = None
         try:
             await self._page.goto(url, wait_until="load")
         except PlaywrightError as exc:
             raise UnreachableURLError(f"could not load {url}: {str(exc).splitlines()[0]}; check "
                                       "that the site is up and the URL is right") from exc
+        self._prefetched = await self._read()
 
     def click(self, element: Element) -> None:
         self.browser.call(self._act(self._page.click(_sel(element)), element))
@@ -100,15 +103,19 @@ class PlaywrightBackend:
     async def _act(self, move: Any, element: Element) -> None:
         from playwright.async_api import Error as PlaywrightError
 
+        self._prefetched = None
         try:
             await move
             # a click or Enter that navigates returns once the navigation has started
             await self._page.wait_for_load_state("load")
         except PlaywrightError as exc:
             raise ActionError(f"could not act on [{element.id}]: {str(exc).splitlines()[0]}") from exc
+        # read the page in the same call: one thread hop per step instead of two
+        self._prefetched = await self._read()
 
     def read(self) -> tuple[Page, Mapping[str, str | bool]]:
-        url, html = self.browser.call(self._read())
+        fetched, self._prefetched = self._prefetched, None
+        url, html = fetched if fetched is not None else self.browser.call(self._read())
         return parse_page(html, url), {}
 
     async def _read(self) -> tuple[str, str]:
