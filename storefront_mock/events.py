@@ -6,10 +6,10 @@ traffic is then measured with the same pipeline as real logs.
 Example:
     >>> from datetime import datetime, timezone
     >>> log = EventLog()
-    >>> log.append(merchant_id="builtin", buyer_id="v1", session_id="v1-1",
-    ...            ts=datetime(2026, 1, 1, tzinfo=timezone.utc), event="page_view")
-    >>> log.to_arrow().num_rows
-    1
+    >>> row = log.append(merchant_id="builtin", buyer_id="v1", session_id="v1-1",
+    ...                  ts=datetime(2026, 1, 1, tzinfo=timezone.utc), event="page_view")
+    >>> row["price"] is None, log.to_arrow().num_rows
+    (True, 1)
 """
 
 from __future__ import annotations
