@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
+
+# A conftest in tests/ puts tests/ on sys.path, where tests/storefront_mock (no __init__) would
+# be taken for the package as a namespace package unless the repository root is searchable
+# too: a regular package anywhere on sys.path wins over a namespace portion.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 import pytest
 from starlette.testclient import TestClient
