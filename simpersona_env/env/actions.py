@@ -92,7 +92,8 @@ def parse_action(text: Any) -> Action:
     """Parse one action string.
 
     Ids are stripped of surrounding spaces; free text (what is typed or searched) is kept as
-    written, and the last parameter may itself contain ``]`` (everything up to the final ``]``).
+    written, and a last free-text parameter may itself contain ``]`` (everything up to the
+    final ``]``).
 
     Raises:
         ActionError: when the string is not an action, naming what was expected.
@@ -111,7 +112,8 @@ def parse_action(text: Any) -> Action:
         last = i == len(spec.params) - 1
         if not rest.startswith("["):
             break
-        end = rest.rfind("]") if last else rest.find("]")
+        # free text (the last of type/search/select) may itself contain "]"; ids may not
+        end = rest.rfind("]") if last and spec.params[i] != "id" else rest.find("]")
         if end < 0:
             break
         args.append(rest[1:end])

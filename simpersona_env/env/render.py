@@ -276,6 +276,8 @@ def parse_page(html: str, url: str) -> Page:
     labels: dict[str, str] = {}
     for lab in tree.css("label[for]"):
         labels.setdefault(lab.attributes["for"] or "", _norm(lab.text(deep=True)))
+    # a <label for> of an element the agent sees is that element's label, not separate text
+    labelled = {n.attributes.get("id") for n in tree.css("[data-sp-id][id]")} & set(labels)
 
     lines: list[str | Element] = []
     elements: dict[str, Element] = {}
@@ -323,7 +325,7 @@ def parse_page(html: str, url: str) -> Page:
             if tag[0] == "-" or tag in _SKIP:
                 continue
             attrs = child.attributes
-            if _hidden(tag, attrs):
+            if _hidden(tag, attrs) or (tag == "label" and attrs.get("for") in labelled):
                 continue
             if "data-sp-id" in attrs:
                 flush()

@@ -22,12 +22,42 @@ from simpersona_env.env.spaces import AnyText
 from simpersona_env.env.tasks import TASKS, Goal
 from simpersona_env.errors import ConfigError, DataError, UnknownNameError
 
-__all__ = ["FUNNEL", "StorefrontEnv", "StorefrontEnvConfig"]
+__all__ = ["FUNNEL", "StorefrontEnv", "StorefrontEnvConfig", "Timings"]
 
 #: Funnel stages an episode can reach, in order ("visit": it saw a page).
 FUNNEL: tuple[str, ...] = ("visit", "product_view", "add_to_cart", "checkout_start", "purchase")
 _VISITOR_COOKIE = "sp_visitor"  # docs/storefront.md
 _SEARCH_NAMES = {"q", "query", "search", "s", "keyword", "keywords", "search_query"}
+
+
+class Timings(Mapping[str, float]):
+    """Wall-clock seconds of a step's parts (``action``, ``read``, ``step``), read like a dict.
+
+    Timings are measurements, not state: two ``Timings`` with the same keys compare equal, so
+    determinism checks (Gymnasium's ``check_env`` compares ``info``) look at the state only.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self, **seconds: float):
+        self._d = dict(seconds)
+
+    def __getitem__(self, key: str) -> float:
+        return self._d[key]
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Timings) and other._d.keys() == self._d.keys()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Timings(" + ", ".join(f"{k}={v:.4f}" for k, v in self._d.items()) + ")"
 
 
 @dataclasses.dataclass
@@ -252,6 +282,7 @@ class StorefrontEnv(gym.Env[dict, str]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, Any], dict[str, Any]]:
+        t0 = time.perf_counter()
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = sorted(set(options) - {"persona", "goal"})
@@ -287,7 +318,7 @@ class StorefrontEnv(gym.Env[dict, str]):
         self._stage = "visit"
         self._purchased = []
         events = self._new_events()
-        info = self._info(events, False, {})
+        info = self._info(events, False, Timings(reset=time.perf_counter() - t0))
         info["goal_spec"] = self._goal.to_dict() if self._goal else None
         info["visitor_id"] = self._visitor
         return self._obs(), info
@@ -325,8 +356,8 @@ class StorefrontEnv(gym.Env[dict, str]):
         terminated = self._done or converted or (parsed is not None and parsed.name == "stop")
         reward = self.task.reward(self._goal, bought, True) if converted else 0.0
         self._done = terminated
-        info = self._info(events, converted, {"action": t1 - t0, "read": t2 - t1,
-                                              "step": time.perf_counter() - t0})
+        info = self._info(events, converted, Timings(action=t1 - t0, read=t2 - t1,
+                                                     step=time.perf_counter() - t0))
         return self._obs(), float(reward), terminated, False, info
 
     def render(self) -> str | None:
@@ -470,7 +501,7 @@ class StorefrontEnv(gym.Env[dict, str]):
             return float(round(sum(ln.subtotal or 0.0 for ln in lines), 2))
 
     def _info(self, events: list[dict[str, Any]], converted: bool,
-              timings: dict[str, float]) -> dict[str, Any]:
+              timings: Timings) -> dict[str, Any]:
         return {"stage": self._stage, "page": self._page.kind if self._page else "",
                 "cart_value": self._cart_value(), "purchased": list(self._purchased),
                 "events": [r["event"] for r in events], "converted": converted,

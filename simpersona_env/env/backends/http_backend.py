@@ -116,6 +116,12 @@ class HttpBackend:
         if not self._loop.is_closed():
             self._loop.close()
 
+    def __del__(self) -> None:  # envs made and dropped without close() (check_env does)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
     # -- browser emulation -----------------------------------------------------------------
 
     def _page(self) -> Page:
