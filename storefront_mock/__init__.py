@@ -29,14 +29,14 @@ from storefront_mock.errors import (
 )
 from storefront_mock.events import EventLog
 from storefront_mock.server import ServerHandle, serve
-from storefront_mock.stores import STORE_PRESETS, THEMES, Store, make_stores
+from storefront_mock.stores import STORE_PRESETS, THEMES, Store, make_stores, stores_from_events
 
 __all__ = [
     # catalogs
     "Product", "Collection", "Catalog", "Listing", "SORTS", "builtin", "load_flipkart",
     "load_amazon", "from_events", "category_path",
     # stores
-    "Store", "THEMES", "STORE_PRESETS", "make_stores",
+    "Store", "THEMES", "STORE_PRESETS", "make_stores", "stores_from_events",
     # the app and its server
     "create_app", "ShopState", "Order", "CartLine", "COUNTRIES", "serve", "ServerHandle",
     # the event log

@@ -15,12 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from storefront_mock.canonical import default_data_dir
-from storefront_mock.catalog import Catalog, builtin, load_amazon, load_flipkart, slugify
+from storefront_mock.catalog import (
+    Catalog,
+    builtin,
+    from_events,
+    load_amazon,
+    load_flipkart,
+    slugify,
+)
 from storefront_mock.errors import DataMissingError, StorefrontError, UnknownNameError
 
-__all__ = ["Store", "THEMES", "STORE_PRESETS", "make_stores"]
+__all__ = ["Store", "THEMES", "STORE_PRESETS", "make_stores", "stores_from_events"]
 
 #: Theme names: both render the same elements with the same ids, in different layouts.
 #: ``classic``: list rows, filters in a left sidebar, header logo | search | nav | cart.
@@ -82,6 +90,37 @@ def _multi(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
         cat = Catalog(sid, f"{coll.title} (Flipkart)", products, currency=full.currency)
         stores.append(Store(sid, cat, THEMES[i % len(THEMES)]))
     return stores + _builtin(data_dir, seed, n_products)
+
+
+def stores_from_events(events: Any, merchants: Sequence[str] | None = None, *,
+                       max_merchants: int = 8, currency: str = "USD") -> list[Store]:
+    """One store per merchant of a canonical event log, its catalog the products the log shows
+    (:func:`storefront_mock.catalog.from_events`); themes alternate.
+
+    Args:
+        events: a polars DataFrame, pyarrow Table or Parquet path in the canonical schema.
+        merchants: which merchants (default: the ``max_merchants`` with most product rows).
+
+    Raises:
+        UnknownNameError: a merchant the log does not have.
+    """
+    import polars as pl
+
+    if isinstance(events, (str, Path)):
+        p = Path(events)
+        if not p.exists():
+            raise DataMissingError(f"event log {p} not found; ingest one first "
+                                   "(simpersona ingest) or pass a canonical Parquet file")
+        events = pl.read_parquet(p)
+    elif not isinstance(events, pl.DataFrame):
+        events = pl.from_arrow(events)
+    if merchants is None:
+        counts = (events.filter(pl.col("product_id").is_not_null())
+                  .group_by("merchant_id").len().sort(["len", "merchant_id"],
+                                                      descending=[True, False]))
+        merchants = counts["merchant_id"].head(max_merchants).to_list()
+    return [Store(str(m), from_events(events, str(m), currency=currency), THEMES[i % len(THEMES)])
+            for i, m in enumerate(merchants)]
 
 
 #: preset name -> (description, builder(data_dir, seed, n_products) -> stores)

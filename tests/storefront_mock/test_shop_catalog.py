@@ -20,6 +20,7 @@ from storefront_mock import (
     load_amazon,
     load_flipkart,
     make_stores,
+    stores_from_events,
 )
 from storefront_mock.catalog import parse_price
 from storefront_mock.canonical import CANONICAL_SCHEMA
@@ -201,6 +202,10 @@ def test_from_events_builds_the_merchants_catalog(tmp_path):
         assert {c.slug for c in cat.top_collections} == {"electronics", "appliances"}
     with pytest.raises(UnknownNameError, match="m2"):
         from_events(table, "nope")
+    stores = stores_from_events(path)
+    assert [(st.store_id, st.theme, len(st.catalog)) for st in stores] == [
+        ("m1", "classic", 3), ("m2", "grid", 1)]
+    assert [st.store_id for st in stores_from_events(table, max_merchants=1)] == ["m1"]
     with pytest.raises(StorefrontError, match="lacks canonical column"):
         from_events(pl.DataFrame({"merchant_id": ["m1"]}), "m1")
 

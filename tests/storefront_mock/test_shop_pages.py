@@ -236,3 +236,28 @@ def test_real_catalog_pages_render(data_dir, make_client):
             r = client.get(f"{s}/products/{p.product_id}")
             assert r.status_code == 200 and p.title.split()[0] in r.text
         assert "₹" in client.get(f"{s}/").text
+
+
+def test_a_store_built_from_an_event_log_keeps_missing_values_missing(make_client):
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    from storefront_mock import stores_from_events
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    log = pl.DataFrame({
+        "merchant_id": ["m", "m"], "buyer_id": ["b", "b"], "session_id": ["s", "s"],
+        "ts": [t, t], "event": ["product_view", "product_view"],
+        "product_id": ["1004856", "77"], "category": ["electronics.smartphone", None],
+        "brand": ["samsung", None], "price": [125.5, None], "query": [None, None],
+        "source": ["rees46", "rees46"]})
+    app = create_app(stores_from_events(log))
+    c = make_client(app, visitor="x")
+    html = c.get("/s/m/products/77").text
+    assert "Product 77" in html and "Price unavailable" in html and "Brand:" not in html
+    r = c.post("/s/m/cart/add", data={"product_id": "77"})
+    assert 'data-sp-id="cart-item-77"' in r.text
+    assert 'data-sp-id="collection-electronics"' in c.get("/s/m/").text
+    add = app.state.shop.event_log.rows()[1]
+    assert add["event"] == "add_to_cart" and add["price"] is None and add["category"] is None
