@@ -1,0 +1,189 @@
+"""The behaviour-aware VQ-VAE that turns a buyer into one of K discrete buyer types.
+
+One buyer = its event-token sequence (``TOKEN_CHANNELS``, padded with 0) plus its
+standardized aggregate features. The encoder sums one embedding per token channel and a
+position embedding, runs a GRU over the real events only (packed by ``seq_len``), joins the
+last hidden state with an MLP of the aggregates and projects to a small latent. The latent is
+quantized by ``vector_quantize_pytorch.VectorQuantize`` (k-means init, EMA codebook,
+dead-code replacement); the code index *is* the buyer type.
+
+Decoders reconstruct the aggregates (MSE) and the event sequence (one softmax per channel and
+position, non-autoregressive, from the code alone); the behaviour-aware heads predict the
+funnel outcomes (``has_cart``, ``has_purchase``, ``bounced``) from the quantized code. They
+are what makes types separate along the funnel rather than only on surface statistics.
+
+Example:
+    >>> import torch
+    >>> model = PersonaVQVAE(PersonaVQVAEConfig(k=4, max_len=8))
+    >>> tok = torch.randint(1, 3, (5, 5, 8)); n = torch.full((5,), 8); x = torch.randn(5, 16)
+    >>> model.encode(tok, n, x).shape
+    torch.Size([5, 16])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from vector_quantize_pytorch import VectorQuantize
+
+from simpersona_env.buyers.spec import FEATURE_NAMES, OUTCOME_COLUMNS, TOKEN_CHANNELS
+from simpersona_env.config import field
+
+__all__ = ["PersonaVQVAEConfig", "VQVAEOutput", "PersonaVQVAE"]
+
+
+@dataclasses.dataclass
+class PersonaVQVAEConfig:
+    """Architecture and loss weights of the buyer-type VQ-VAE."""
+
+    k: int = field(16, help="number of buyer types (codebook size)")
+    latent_dim: int = field(16, help="size of the latent vector that is quantized")
+    embed_dim: int = field(32, help="size of each token-channel embedding (summed)")
+    hidden_dim: int = field(64, help="GRU hidden size and MLP width")
+    max_len: int = field(64, help="longest event sequence read (the last events are kept)")
+    n_features: int = field(len(FEATURE_NAMES), help="number of aggregate features")
+    channel_vocab: dict[str, int] = field(dict(TOKEN_CHANNELS),
+                                          help="token channel -> vocabulary size incl. padding 0")
+    n_outcomes: int = field(len(OUTCOME_COLUMNS), help="funnel outcomes the heads predict")
+    ema_decay: float = field(0.9, help="EMA decay of the codebook updates")
+    commitment_weight: float = field(0.25, help="weight of the VQ commitment loss")
+    dead_code_threshold: float = field(
+        1.0, help="a code whose EMA usage falls below this many buyers per batch is re-seeded "
+                  "from the batch (dead-code replacement)")
+    kmeans_iters: int = field(25, help="k-means iterations of the codebook initialisation")
+    diversity_weight: float = field(
+        0.0, help="weight of vector-quantize-pytorch's codebook diversity loss (spreads usage)")
+    w_features: float = field(1.0, help="weight of the aggregate-feature reconstruction loss")
+    w_sequence: float = field(0.5, help="weight of the event-sequence reconstruction loss")
+    w_outcomes: float = field(2.0, help="weight of the behaviour-aware funnel-outcome heads")
+
+
+class VQVAEOutput(NamedTuple):
+    """Everything one forward pass gives; each loss term is a scalar tensor."""
+
+    codes: Tensor  # (B,) int64 buyer type, or -1 when the pass skipped quantization
+    latent: Tensor  # (B, D) encoder output before quantization
+    loss: Tensor  # weighted sum of the terms below
+    features: Tensor  # MSE of the standardized aggregate features
+    sequence: Tensor  # mean cross-entropy over real positions and channels
+    outcomes: Tensor  # BCE of the funnel-outcome heads
+    commitment: Tensor  # VQ commitment (+ diversity) loss; 0 without quantization
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class PersonaVQVAE(nn.Module):
+    """Encoder -> VectorQuantize (K codes) -> feature, sequence and funnel-outcome decoders."""
+
+    def __init__(self, cfg: PersonaVQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.channels = list(cfg.channel_vocab)
+        self.vocab = [int(cfg.channel_vocab[c]) for c in self.channels]
+        self.embed = nn.ModuleList(nn.Embedding(v, cfg.embed_dim, padding_idx=0)
+                                   for v in self.vocab)
+        self.pos = nn.Embedding(cfg.max_len, cfg.embed_dim)
+        self.gru = nn.GRU(cfg.embed_dim, cfg.hidden_dim, batch_first=True)
+        self.feat_in = _mlp(cfg.n_features, cfg.hidden_dim, cfg.hidden_dim)
+        self.to_latent = nn.Sequential(nn.GELU(), nn.Linear(2 * cfg.hidden_dim, cfg.latent_dim),
+                                       nn.LayerNorm(cfg.latent_dim))
+        self.vq = VectorQuantize(
+            dim=cfg.latent_dim, codebook_size=cfg.k, decay=cfg.ema_decay,
+            commitment_weight=cfg.commitment_weight, kmeans_init=True,
+            kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.dead_code_threshold,
+            codebook_diversity_loss_weight=cfg.diversity_weight,
+        )
+        self.feat_out = _mlp(cfg.latent_dim, cfg.hidden_dim, cfg.n_features)
+        self.seq_pos = nn.Embedding(cfg.max_len, cfg.hidden_dim)
+        self.seq_in = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
+        self.seq_out = _mlp(cfg.hidden_dim, cfg.hidden_dim, sum(self.vocab))
+        self.outcome_head = _mlp(cfg.latent_dim, cfg.hidden_dim, cfg.n_outcomes)
+
+    # -- encoder -----------------------------------------------------------------------------
+
+    def encode(self, tokens: Tensor, seq_len: Tensor, features: Tensor) -> Tensor:
+        """Latent of each buyer.
+
+        Args:
+            tokens: (B, C, L) integer tokens, 0 = padding; L <= max_len.
+            seq_len: (B,) real events per buyer, 1..L.
+            features: (B, F) standardized aggregates.
+
+        Returns:
+            (B, D) latent.
+        """
+        tokens = tokens.long()
+        b, c, length = tokens.shape
+        x = sum(self.embed[i](tokens[:, i]) for i in range(c))  # (B, L, E)
+        x = x + self.pos.weight[:length].unsqueeze(0)  # (1, L, E) broadcast over B
+        packed = nn.utils.rnn.pack_padded_sequence(x, seq_len.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        _, h = self.gru(packed)  # h: (1, B, H), the state after each buyer's last real event
+        h = h.squeeze(0)  # (B, H)
+        return self.to_latent(torch.cat([h, self.feat_in(features)], dim=-1))  # (B, D)
+
+    @torch.no_grad()
+    def assign(self, tokens: Tensor, seq_len: Tensor, features: Tensor) -> Tensor:
+        """Buyer type of each buyer: the nearest code to its latent, (B,) int64.
+
+        Uses the codebook directly (no VQ forward), so it never touches EMA state or the
+        k-means initialisation.
+        """
+        z = self.encode(tokens, seq_len, features)  # (B, D)
+        return torch.cdist(z, self.vq.codebook).argmin(dim=-1)  # (B, K) -> (B,)
+
+    # -- training pass -----------------------------------------------------------------------
+
+    def forward(self, tokens: Tensor, seq_len: Tensor, features: Tensor, outcomes: Tensor,
+                quantize: bool = True) -> VQVAEOutput:
+        """Encode, (optionally) quantize, decode and score one batch.
+
+        Args:
+            tokens, seq_len, features: as in :meth:`encode`.
+            outcomes: (B, n_outcomes) 0/1 funnel labels.
+            quantize: False for the pre-training phase (a plain autoencoder, no codebook).
+        """
+        cfg = self.cfg
+        tokens = tokens.long()
+        z = self.encode(tokens, seq_len, features)  # (B, D)
+        if quantize:
+            zq, codes, commit = self.vq(z)  # (B, D), (B,), scalar
+        else:
+            zq, codes, commit = z, torch.full_like(seq_len, -1), z.new_zeros(())
+
+        feat_loss = F.mse_loss(self.feat_out(zq), features)
+
+        b, c, length = tokens.shape
+        h = self.seq_in(zq).unsqueeze(1) + self.seq_pos.weight[:length].unsqueeze(0)  # (B, L, H)
+        logits = self.seq_out(F.gelu(h))  # (B, L, sum(vocab))
+        real = tokens[:, 0] > 0  # (B, L) real positions (padding is 0 on every channel)
+        seq_loss = z.new_zeros(())
+        for i, part in enumerate(logits.split(self.vocab, dim=-1)):  # part: (B, L, V_i)
+            seq_loss = seq_loss + F.cross_entropy(part[real], tokens[:, i][real])  # (N_real, V_i)
+        seq_loss = seq_loss / c
+
+        out_loss = F.binary_cross_entropy_with_logits(self.outcome_head(zq), outcomes)
+        loss = (cfg.w_features * feat_loss + cfg.w_sequence * seq_loss
+                + cfg.w_outcomes * out_loss + commit)
+        return VQVAEOutput(codes=codes, latent=z, loss=loss, features=feat_loss,
+                           sequence=seq_loss, outcomes=out_loss, commitment=commit)
+
+    # -- codebook ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def init_codebook(self, latents: Tensor) -> None:
+        """k-means-initialise the codebook on ``latents`` (N, D), e.g. all pre-trained latents.
+
+        Why on all buyers at once rather than the first batch (the library's default): one
+        batch of a skewed population seeds most codes on bouncers.
+        """
+        was_training = self.vq.training
+        self.vq.eval()  # eval: run the k-means init without an EMA step
+        self.vq(latents)
+        self.vq.train(was_training)
