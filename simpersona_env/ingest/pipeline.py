@@ -273,6 +273,22 @@ class _Local:
         pass
 
 
+@dataclass
+class _Failure:
+    """A user-facing error raised inside a task, carried back as a value."""
+
+    error: Exception
+
+
+def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    from simpersona_env.errors import SimPersonaError
+
+    try:
+        return fn(*args)
+    except SimPersonaError as exc:  # re-raised by the driver with its own type and message
+        return _Failure(exc)
+
+
 class _Ray:
     """Each call of a stage is one Ray task; results come back in call order."""
 
@@ -299,23 +315,21 @@ class _Ray:
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], stage: str,
             progress: Progress | None) -> list[Any]:
-        remote = self.ray.remote(num_cpus=1)(fn)
-        refs = [remote.remote(*args) for args in calls]
+        remote = self.ray.remote(num_cpus=1)(_guarded)
+        refs = [remote.remote(fn, *args) for args in calls]
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)
             for ref in done:
-                try:
-                    results[index[ref]] = self.ray.get(ref)
-                except self.ray.exceptions.RayTaskError as exc:
-                    cause = exc.as_instanceof_cause()
-                    if isinstance(cause, DataError):
-                        raise DataError(str(cause).split("\n")[-1] or str(cause)) from None
-                    raise
+                results[index[ref]] = self.ray.get(ref)
             if progress:
                 progress(stage, len(refs) - len(pending), len(refs))
+        # the error of the first call in order, as the local runner would raise it
+        for r in results:
+            if isinstance(r, _Failure):
+                raise r.error
         return results
 
     def close(self) -> None:
