@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from simpersona_env.config import field, register, to_object
 from simpersona_env.errors import ConfigError, DataError, UnknownNameError
@@ -23,14 +23,21 @@ __all__ = ["StoreConfig", "ShopConfig", "run", "build_stores"]
 class StoreConfig:
     """The ``store=`` config group: which merchants the bundled shop serves."""
 
-    name: str = field("builtin", help="store preset(s): builtin, flipkart, amazon, multi; "
-                      "comma-separated for several (e.g. 'builtin,amazon')")
+    name: str = field("builtin", help="store preset(s): builtin, flipkart, amazon, multi, "
+                      "or events (a store per merchant of a canonical log); comma-separated "
+                      "for several (e.g. 'builtin,amazon')")
     data_dir: Optional[str] = field(None, help="data folder holding catalogs/ (default: "
                                     "$SIMPERSONA_DATA_DIR, else ../shared/data)")
     seed: int = field(0, help="seed of the generated (builtin) catalog")
     n_products: int = field(120, help="number of products of the generated catalog")
     theme: Optional[str] = field(None, help="force one theme on every store: classic or grid "
                                  "(default: each store's own)")
+    events: Optional[str] = field(None, help="for name=events: a canonical event log (Parquet, "
+                                  "e.g. from `simpersona ingest`) whose products become the "
+                                  "stores' catalogs")
+    merchants: List[str] = field([], help="for name=events: which merchants (default: the "
+                                 "max_merchants with most product events)")
+    max_merchants: int = field(8, help="for name=events without merchants: how many stores")
 
 
 @dataclass
@@ -61,15 +68,33 @@ def build_stores(cfg: StoreConfig | dict[str, Any]) -> list[Any]:
         DataError: a data-backed preset without its data (naming SIMPERSONA_DATA_DIR).
     """
     from storefront_mock import errors as shop_errors
-    from storefront_mock.stores import make_stores
+    from storefront_mock.stores import THEMES, Store, make_stores, stores_from_events
 
     if isinstance(cfg, dict):
         cfg = StoreConfig(**cfg)
+    names = [n.strip() for n in cfg.name.split(",") if n.strip()]
     try:
-        return make_stores(cfg.name, data_dir=cfg.data_dir, seed=cfg.seed, theme=cfg.theme,
-                           n_products=cfg.n_products)
+        stores = []
+        if "events" in names:
+            if not cfg.events:
+                raise ConfigError("store=events needs store.events=<canonical log .parquet>")
+            stores += stores_from_events(cfg.events, list(cfg.merchants) or None,
+                                         max_merchants=cfg.max_merchants)
+            if cfg.theme is not None:
+                if cfg.theme not in THEMES:
+                    raise shop_errors.UnknownNameError("theme", cfg.theme, THEMES)
+                stores = [Store(s.store_id, s.catalog, cfg.theme) for s in stores]
+            names.remove("events")
+        if names or not stores:
+            stores += make_stores(names, data_dir=cfg.data_dir, seed=cfg.seed, theme=cfg.theme,
+                                  n_products=cfg.n_products)
+        ids = [s.store_id for s in stores]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"two stores share an id in {ids}; list each once")
+        return stores
     except shop_errors.UnknownNameError as exc:
-        raise UnknownNameError(exc.kind, exc.name, exc.choices) from exc
+        choices = [*exc.choices, "events"] if exc.kind == "store preset" else exc.choices
+        raise UnknownNameError(exc.kind, exc.name, choices) from exc
     except shop_errors.StorefrontError as exc:  # missing data, bad catalog, duplicate ids
         raise DataError(str(exc)) from exc
 

@@ -17,11 +17,37 @@ from simpersona_env.errors import ConfigError, DataError, UnknownNameError
 from simpersona_env.commands import shop
 
 
-@pytest.mark.parametrize("preset", ["builtin", "flipkart", "amazon", "multi"])
+@pytest.mark.parametrize("preset", ["builtin", "flipkart", "amazon", "multi", "events"])
 def test_store_presets_compose(preset):
     cfg = compose("shop", [f"store={preset}", "port=0"])
-    conf = to_object(cfg, shop.ShopConfig)
-    assert conf.store["name"] == preset and conf.host == "127.0.0.1"
+    assert cfg.store.name == preset and cfg.host == "127.0.0.1"
+    assert to_object(cfg, shop.ShopConfig).store["name"] == preset
+    if preset == "events":  # its log is required
+        with pytest.raises(ConfigError, match="store.events"):
+            shop.build_stores(dict(cfg.store))
+
+
+def test_store_events_serves_a_store_per_merchant(tmp_path):
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    path = tmp_path / "events.parquet"
+    pl.DataFrame({
+        "merchant_id": ["a", "a", "b"], "buyer_id": ["u"] * 3, "session_id": ["s"] * 3,
+        "ts": [t] * 3, "event": ["product_view"] * 3, "product_id": ["1", "2", "3"],
+        "category": ["x.y", None, "z"], "brand": [None, "acme", None], "price": [1.0, None, 3.0],
+        "query": [None] * 3, "source": ["test"] * 3}).write_parquet(path)
+    cfg = compose("shop", ["store=events", f"store.events={path}", "store.theme=grid"])
+    stores = shop.build_stores(dict(cfg.store))
+    assert [(s.store_id, s.theme, len(s.catalog)) for s in stores] == [
+        ("a", "grid", 2), ("b", "grid", 1)]
+    both = shop.build_stores({"name": "events,builtin", "events": str(path),
+                              "merchants": ["b"], "n_products": 10})
+    assert [s.store_id for s in both] == ["b", "builtin"]
+    with pytest.raises(DataError, match="not found"):
+        shop.build_stores({"name": "events", "events": str(tmp_path / "none.parquet")})
 
 
 def test_shop_serves_and_writes_events(tmp_path):
@@ -51,7 +77,7 @@ def test_shop_serves_and_writes_events(tmp_path):
 
 
 def test_shop_errors_are_library_errors(tmp_path):
-    with pytest.raises(UnknownNameError, match="amazon, builtin, flipkart, multi"):
+    with pytest.raises(UnknownNameError, match="amazon, builtin, events, flipkart, multi"):
         shop.run(compose("shop", ["store.name=bultin", "port=0"]))
     with pytest.raises(DataError, match="SIMPERSONA_DATA_DIR"):
         shop.run(compose("shop", ["store=amazon", f"store.data_dir={tmp_path}", "port=0"]))
