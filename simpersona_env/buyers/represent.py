@@ -140,11 +140,13 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
                  | (pl.col("buyer_id") != pl.col("buyer_id").shift(1))).fill_null(True)
     new_session = (new_buyer | (pl.col("session_id") != pl.col("session_id").shift(1))
                    ).fill_null(True)
-    gap_s = (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds() / 1e6
+    # integer microseconds throughout: float division by a constant is not bit-identical
+    # across Polars' code paths, and a bucket edge must not depend on rounding
+    gap_us = (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
     n_edges = len(GAP_BUCKETS_S)
     # token = 1 + index of the first edge the gap is below == 1 + #{finite edges <= gap}
-    gap_tok = pl.sum_horizontal([(gap_s >= e).cast(pl.UInt8) for e in GAP_BUCKETS_S
-                                 if math.isfinite(e)]) + 1
+    gap_tok = pl.sum_horizontal([(gap_us >= int(e * 1_000_000)).cast(pl.UInt8)
+                                 for e in GAP_BUCKETS_S if math.isfinite(e)]) + 1
     ctx = merchant_context(lf) if context is None else context.lazy()
     price_lvl = (1 + sum((pl.col("price") > pl.col(f"_q{i}")).cast(pl.UInt8) for i in range(4)))
     cat = pl.col("category")
@@ -196,10 +198,10 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         pl.col("_log_end").first(),
     )
     sessions = (ev.group_by(["merchant_id", "buyer_id", "session_id"])
-                .agg(((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds() / 1e6)
-                     .alias("_dur"))
+                .agg((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds()
+                     .alias("_dur_us"))
                 .group_by(["merchant_id", "buyer_id"])
-                .agg(pl.col("_dur").mean().alias("session_duration_s")))
+                .agg(pl.col("_dur_us").sum().alias("_dur_us_sum"), pl.len().alias("_n_dur")))
 
     def ratio(num: str, den: str) -> pl.Expr:
         return (pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(0.0))
@@ -215,8 +217,7 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
                converted=(pl.col("_n_purchase") > 0).cast(pl.Float64),
                category_diversity=ratio("_n_cat", "_n_cat_events"),
                search_share=ratio("_n_search", "n_events"),
-               recency_days=(pl.col("_log_end") - pl.col("_last_ts")).dt.total_microseconds()
-               / 86_400e6,
+               _rec_us=(pl.col("_log_end") - pl.col("_last_ts")).dt.total_microseconds(),
                has_cart=pl.col("_n_cart") > 0,
                has_purchase=pl.col("_n_purchase") > 0,
                bounced=pl.col("n_events") == 1,
@@ -226,7 +227,15 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
 
     if out.height and out["_min_event"].min() == 0:
         raise DataError(_unknown_events(events))
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dur = out["_dur_us_sum"].to_numpy().astype(np.float64) / 1e6 / \
+            out["_n_dur"].to_numpy().astype(np.float64)
+        rec = out["_rec_us"].to_numpy().astype(np.float64) / 86_400e6
     out = out.with_columns(
+        pl.Series("session_duration_s", dur, dtype=pl.Float64),
+        pl.Series("recency_days", rec, dtype=pl.Float64),
         buyer_split(out["merchant_id"], out["buyer_id"], heldout_fraction=heldout_fraction,
                     seed=seed))
     schema = buyer_schema()

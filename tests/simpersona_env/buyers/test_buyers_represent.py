@@ -143,3 +143,30 @@ def test_write_read_roundtrip_and_version_check(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SchemaError, match="999"):
         read_buyers(tmp_path / "buyers.parquet")
+
+
+def test_ingest_buyers_equal_build_buyers_on_its_events(tmp_path):
+    """The ingest builds buyers in units with whole-log context: same as building at once."""
+    import random
+
+    from simpersona_env.ingest import LogMapping, MerchantKey, SourceMapping, TimestampSpec
+    from simpersona_env.ingest import ingest, read_events
+
+    rng = random.Random(0)
+    lines = ["shop,user,time,action,item,price"]
+    for _ in range(800):
+        lines.append(f"s{rng.randint(1, 3)},u{rng.randint(1, 90)},{1_700_000_000 + rng.randint(0, 90000)},"
+                     f"{rng.choice(['v', 'v', 'c', 'b', 'q'])},p{rng.randint(1, 20)},"
+                     f"{rng.choice(['', '1', '5', '20', '80'])}")
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    src = SourceMapping(path=str(tmp_path / "log.csv"),
+                        columns={"buyer_id": "user", "ts": "time", "event": "action",
+                                 "product_id": "item", "price": "price"},
+                        events={"v": "product_view", "c": "add_to_cart", "b": "purchase",
+                                "q": "search"},
+                        timestamp=TimestampSpec(unit="s"), merchant=MerchantKey(column="shop"))
+    res = ingest(LogMapping(name="u", sources=[src]), tmp_path / "out", units=3, max_len=16,
+                 bootstrap=10)
+    got = read_buyers(res.buyers_dir).sort("merchant_id", "buyer_id")
+    want = build_buyers(read_events(res.out_dir), max_len=16)
+    assert got.equals(want)
