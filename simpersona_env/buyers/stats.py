@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,7 +99,7 @@ def _merchant(row: dict[str, Any], values: np.ndarray, counts: np.ndarray,
     n = int(row["buyers"])
     funnel = {s: _share(int(row[f"reached_{s}"]), n, rng, b, confidence) for s in FUNNEL_STAGES}
     steps = {}
-    for prev, cur in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:]):
+    for prev, cur in pairwise(FUNNEL_STAGES):
         # step rate: of the buyers who reached `prev`, the share who also reached `cur`
         steps[f"{prev}->{cur}"] = _share(int(row[f"step_{cur}"]), int(row[f"reached_{prev}"]),
                                          rng, b, confidence)
@@ -117,7 +118,7 @@ def _aggregate(funnel: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     import polars as pl
 
     steps = [(pl.col(f"reached_{p}") & pl.col(f"reached_{c}")).sum().alias(f"step_{c}")
-             for p, c in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:])]
+             for p, c in pairwise(FUNNEL_STAGES)]
     aggs = [pl.len().alias("buyers"), pl.col("n_sessions").sum(), pl.col("n_events").sum(),
             *[pl.col(f"reached_{s}").sum() for s in FUNNEL_STAGES], *steps]
     return funnel.group_by(by).agg(aggs).sort(by) if by else funnel.select(aggs)
@@ -192,7 +193,7 @@ def _clean(obj: Any) -> Any:
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_clean(v) for v in obj]
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and np.isnan(obj):
         return None
     return obj
 

@@ -108,7 +108,7 @@ def test_no_nan_tokens_nonzero_and_lengths_match():
 
 
 def test_split_is_deterministic_and_seeded():
-    rows = [("b%d" % i, "s%d" % i, i, "product_view", None, None) for i in range(400)]
+    rows = [(f"b{i}", f"s{i}", i, "product_view", None, None) for i in range(400)]
     ev = _events(rows)
     s1 = build_buyers(ev, seed=0)["split"]
     assert build_buyers(ev.reverse(), seed=0)["split"].equals(s1)
@@ -149,8 +149,14 @@ def test_ingest_buyers_equal_build_buyers_on_its_events(tmp_path):
     """The ingest builds buyers in units with whole-log context: same as building at once."""
     import random
 
-    from simpersona_env.ingest import LogMapping, MerchantKey, SourceMapping, TimestampSpec
-    from simpersona_env.ingest import ingest, read_events
+    from simpersona_env.ingest import (
+        LogMapping,
+        MerchantKey,
+        SourceMapping,
+        TimestampSpec,
+        ingest,
+        read_events,
+    )
 
     rng = random.Random(0)
     lines = ["shop,user,time,action,item,price"]

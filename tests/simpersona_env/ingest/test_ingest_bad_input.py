@@ -159,8 +159,8 @@ def test_jsonl_bad_lines_and_empty_records(write, tmp_path):
     lines = ['{"user": "u1", "events": [{"t": 1700000000000, "k": "clicks", "a": 5}]}',
              '{"user": "u2", "events": [{"t": 1700000001000, "k"',
              '{"user": "u3", "events": []}',
-             '{"user": "u4", "events": [{"t": 1700000002000, "k": "orders", "a": 6},'
-             ' {"t": "soon", "k": "clicks", "a": 7}]}']
+             ('{"user": "u4", "events": [{"t": 1700000002000, "k": "orders", "a": 6},'
+              ' {"t": "soon", "k": "clicks", "a": 7}]}')]
     src = SourceMapping(path=str(write("x.jsonl", "\n".join(lines) + "\n")), format="jsonl",
                         explode="events",
                         columns={"buyer_id": "user", "ts": "t", "event": "k", "product_id": "a"},
