@@ -43,6 +43,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from storefront_mock.catalog import SORTS, Catalog, Product, slugify
+from storefront_mock.errors import StorefrontError
 from storefront_mock.events import EventLog
 from storefront_mock.stores import THEMES, Store
 
@@ -127,10 +128,12 @@ class ShopState:
         self.stores: dict[str, Store] = {}
         for s in stores:
             if s.store_id in self.stores:
-                raise ValueError(f"two stores with id {s.store_id!r}")
+                raise StorefrontError(f"two stores with id {s.store_id!r}; store ids must be "
+                                      "unique (they are the merchant ids of the event log)")
             self.stores[s.store_id] = s
         if not self.stores:
-            raise ValueError("create_app needs at least one store; try make_stores('builtin')")
+            raise StorefrontError("create_app needs at least one store; try "
+                                  "make_stores('builtin')")
         self.event_log = event_log if event_log is not None else EventLog()
         self.session_timeout_s = session_timeout_s
         self.clock = clock or time.time
@@ -289,7 +292,7 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
 
     def render(request: Request, store: Store, visitor: _Visitor, new_cookie: bool,
                page: str, title: str, status: int = 200, **ctx: Any) -> Response:
-        theme, theme_cookie = theme_of(request, store)
+        theme, theme_cookie = request.state.theme
         lines = ctx.pop("lines", None)
         if lines is None:
             lines = cart_snapshot(visitor, store)
@@ -307,6 +310,8 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
 
     def begin(request: Request) -> tuple[Store, _Visitor, bool, float]:
         store = store_of(request)
+        # the theme is checked before anything is logged: a rejected request adds no row
+        request.state.theme = theme_of(request, store)
         visitor, new_cookie, now = shop.touch(request.cookies.get(VISITOR_COOKIE))
         return store, visitor, new_cookie, now
 

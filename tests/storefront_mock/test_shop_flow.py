@@ -265,3 +265,10 @@ def test_real_server_on_loopback(builtin_stores):
     with serve(builtin_stores) as first:
         with pytest.raises(StorefrontError, match="cannot listen"):
             serve(builtin_stores, port=first.port)
+
+
+def test_create_app_rejects_bad_store_lists(builtin_stores):
+    with pytest.raises(StorefrontError, match="at least one store"):
+        create_app([])
+    with pytest.raises(StorefrontError, match="two stores with id 'builtin'"):
+        create_app(builtin_stores * 2)

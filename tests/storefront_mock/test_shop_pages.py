@@ -141,9 +141,11 @@ def test_theme_query_sets_a_per_store_cookie(client, builtin_stores):
     r = client.get(f"{s}/?theme=grid")
     assert "sp_theme_builtin=grid" in r.headers["set-cookie"]
     assert 'class="grid"' in client.get(f"{s}/cart").text  # kept without the parameter
+    n = len(client.app.state.shop.event_log)
     bad = client.get(f"{s}/?theme=neon")
     assert bad.status_code == 400 and page_kind(bad.text) == "error"
     assert "classic, grid" in bad.text
+    assert len(client.app.state.shop.event_log) == n  # a rejected request logs nothing
 
 
 def test_echoed_input_is_escaped(client, builtin_stores):
