@@ -22,8 +22,8 @@ from storefront_mock import (
     make_stores,
     stores_from_events,
 )
-from storefront_mock.catalog import parse_price
 from storefront_mock.canonical import CANONICAL_SCHEMA
+from storefront_mock.catalog import parse_price
 
 
 def _product(pid, title, brand=None, category=("Misc",), price=10.0, popularity=0.0):

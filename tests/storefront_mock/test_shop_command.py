@@ -12,9 +12,9 @@ from contextlib import redirect_stdout
 import httpx
 import pytest
 
+from simpersona_env.commands import shop
 from simpersona_env.config import compose, to_object
 from simpersona_env.errors import ConfigError, DataError, UnknownNameError
-from simpersona_env.commands import shop
 
 
 @pytest.mark.parametrize("preset", ["builtin", "flipkart", "amazon", "multi", "events"])

@@ -201,7 +201,7 @@ def test_scripted_visit_gives_exactly_the_expected_rows(builtin_stores, make_cli
     empty = {"product_id": None, "category": None, "brand": None, "price": None, "query": None}
     def row(i, event, session="v1-1", offset=0.0, **kw):
         return {"merchant_id": "builtin", "buyer_id": "v1", "session_id": session,
-                "ts": ts(i, offset), "event": event, **{**empty, **kw}, "source": "storefront"}
+                "ts": ts(i, offset), "event": event, **empty, **kw, "source": "storefront"}
 
     expected = [
         row(0, "page_view"),
@@ -262,9 +262,8 @@ def test_real_server_on_loopback(builtin_stores):
         port = server.port
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-    with serve(builtin_stores) as first:
-        with pytest.raises(StorefrontError, match="cannot listen"):
-            serve(builtin_stores, port=first.port)
+    with serve(builtin_stores) as first, pytest.raises(StorefrontError, match="cannot listen"):
+        serve(builtin_stores, port=first.port)
 
 
 def test_create_app_rejects_bad_store_lists(builtin_stores):
