@@ -29,14 +29,23 @@ from storefront_mock.errors import (
 )
 from storefront_mock.events import EventLog
 from storefront_mock.server import ServerHandle, serve
-from storefront_mock.stores import STORE_PRESETS, THEMES, Store, make_stores, stores_from_events
+from storefront_mock.stores import (
+    AB_SPLIT,
+    STORE_PRESETS,
+    THEMES,
+    Store,
+    make_stores,
+    stores_from_events,
+    with_theme,
+)
 
 __all__ = [
     # catalogs
     "Product", "Collection", "Catalog", "Listing", "SORTS", "builtin", "load_flipkart",
     "load_amazon", "from_events", "category_path",
     # stores
-    "Store", "THEMES", "STORE_PRESETS", "make_stores", "stores_from_events",
+    "Store", "THEMES", "AB_SPLIT", "STORE_PRESETS", "make_stores", "stores_from_events",
+    "with_theme",
     # the app and its server
     "create_app", "ShopState", "Order", "CartLine", "COUNTRIES", "serve", "ServerHandle",
     # the event log

@@ -262,8 +262,9 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
                               session_id=visitor.session_id,
                               ts=datetime.fromtimestamp(now, timezone.utc), event=event, **kw)
 
-    def theme_of(request: Request, store: Store) -> tuple[str, str | None]:
-        """(theme, value to set in the theme cookie or None)."""
+    def theme_of(request: Request, store: Store, visitor_id: str) -> tuple[str, str | None]:
+        """(theme, value to set in the theme cookie or None): ``?theme=``, else the visitor's
+        theme cookie for this store, else the store's assignment."""
         asked = request.query_params.get("theme")
         if asked:
             if asked not in THEMES:
@@ -271,7 +272,7 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
                                          f"{', '.join(THEMES)}.")
             return asked, asked
         cookie = request.cookies.get(f"{THEME_COOKIE}_{store.store_id}")
-        return (cookie if cookie in THEMES else store.theme), None
+        return (cookie if cookie in THEMES else store.theme_for(visitor_id)), None
 
     def finish(response: Response, visitor: _Visitor, new_cookie: bool, store: Store | None,
                theme_cookie: str | None = None) -> Response:
@@ -310,9 +311,9 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
 
     def begin(request: Request) -> tuple[Store, _Visitor, bool, float]:
         store = store_of(request)
-        # the theme is checked before anything is logged: a rejected request adds no row
-        request.state.theme = theme_of(request, store)
         visitor, new_cookie, now = shop.touch(request.cookies.get(VISITOR_COOKIE))
+        # the theme is checked before anything is logged: a rejected request adds no row
+        request.state.theme = theme_of(request, store, visitor.visitor_id)
         return store, visitor, new_cookie, now
 
     def pop_errors(visitor: _Visitor, key: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from storefront_mock.catalog import (
 )
 from storefront_mock.errors import DataMissingError, StorefrontError, UnknownNameError
 
-__all__ = ["Store", "THEMES", "STORE_PRESETS", "make_stores", "stores_from_events"]
+__all__ = ["Store", "THEMES", "AB_SPLIT", "STORE_PRESETS", "make_stores", "stores_from_events"]
 
 #: Theme names: both render the same elements with the same ids, in different layouts.
 #: ``classic``: list rows, filters in a left sidebar, header logo | search | nav | cart.
@@ -36,17 +37,42 @@ __all__ = ["Store", "THEMES", "STORE_PRESETS", "make_stores", "stores_from_event
 THEMES: tuple[str, ...] = ("classic", "grid")
 
 
+#: ``theme=AB_SPLIT`` in :func:`make_stores`: every visitor gets one theme of each store, by a
+#: stable hash of store and visitor id (an A/B test with equal arms).
+AB_SPLIT = "ab"
+
+
 @dataclass(frozen=True)
 class Store:
-    """One merchant of the shop: its id (the ``merchant_id`` of its events), catalog, theme."""
+    """One merchant of the shop: its id (the ``merchant_id`` of its events), catalog, theme.
+
+    With ``ab_themes`` set, a visitor without a theme cookie sees
+    :meth:`theme_for` (its visitor id) instead of ``theme``: an A/B split that analysis can
+    recompute from the event log's ``buyer_id``.
+    """
 
     store_id: str
     catalog: Catalog
     theme: str = "classic"
+    ab_themes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.theme not in THEMES:
-            raise UnknownNameError("theme", self.theme, THEMES)
+        for t in (self.theme, *self.ab_themes):
+            if t not in THEMES:
+                raise UnknownNameError("theme", t, THEMES)
+
+    def theme_for(self, visitor_id: str) -> str:
+        """The theme this visitor is assigned (``theme`` unless the store splits visitors).
+
+        Example:
+            >>> s = Store("x", builtin(n_products=5), ab_themes=THEMES)
+            >>> s.theme_for("visitor-1") in THEMES
+            True
+        """
+        if not self.ab_themes:
+            return self.theme
+        digest = hashlib.blake2b(f"{self.store_id}/{visitor_id}".encode(), digest_size=8)
+        return self.ab_themes[int.from_bytes(digest.digest(), "big") % len(self.ab_themes)]
 
     @property
     def name(self) -> str:
@@ -141,7 +167,8 @@ def make_stores(names: str | Sequence[str], data_dir: str | Path | None = None, 
         names: preset name(s).
         data_dir: the data folder (default: ``$SIMPERSONA_DATA_DIR`` or ``../shared/data``).
         seed: seed of the generated catalog.
-        theme: force this theme on every store (default: each preset's own).
+        theme: force this theme on every store (default: each preset's own), or ``"ab"``:
+            split each store's visitors evenly between the themes (:meth:`Store.theme_for`).
         n_products: size of the generated catalog.
 
     Raises:
@@ -153,8 +180,8 @@ def make_stores(names: str | Sequence[str], data_dir: str | Path | None = None, 
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not names:
         raise UnknownNameError("store preset", "", STORE_PRESETS)
-    if theme is not None and theme not in THEMES:
-        raise UnknownNameError("theme", theme, THEMES)
+    if theme is not None and theme not in (*THEMES, AB_SPLIT):
+        raise UnknownNameError("theme", theme, (*THEMES, AB_SPLIT))
     stores: list[Store] = []
     for name in names:
         if name not in STORE_PRESETS:
@@ -166,6 +193,13 @@ def make_stores(names: str | Sequence[str], data_dir: str | Path | None = None, 
     if dupes:
         raise StorefrontError(f"store id(s) {dupes} appear twice in {list(names)}; "
                               "list each preset once ('multi' already includes 'builtin')")
-    if theme is not None:
-        stores = [Store(s.store_id, s.catalog, theme) for s in stores]
-    return stores
+    return with_theme(stores, theme)
+
+
+def with_theme(stores: Sequence[Store], theme: str | None) -> list[Store]:
+    """The stores with ``theme`` forced (a theme name, or ``"ab"`` for an even split)."""
+    if theme is None:
+        return list(stores)
+    if theme == AB_SPLIT:
+        return [Store(s.store_id, s.catalog, s.theme, THEMES) for s in stores]
+    return [Store(s.store_id, s.catalog, theme) for s in stores]

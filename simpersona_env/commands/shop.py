@@ -30,7 +30,8 @@ class StoreConfig:
                                     "$SIMPERSONA_DATA_DIR, else ../shared/data)")
     seed: int = field(0, help="seed of the generated (builtin) catalog")
     n_products: int = field(120, help="number of products of the generated catalog")
-    theme: Optional[str] = field(None, help="force one theme on every store: classic or grid "
+    theme: Optional[str] = field(None, help="force one theme on every store: classic or grid, "
+                                 "or ab to split each store's visitors evenly between them "
                                  "(default: each store's own)")
     events: Optional[str] = field(None, help="for name=events: a canonical event log (Parquet, "
                                   "e.g. from `simpersona ingest`) whose products become the "
@@ -68,7 +69,7 @@ def build_stores(cfg: StoreConfig | dict[str, Any]) -> list[Any]:
         DataError: a data-backed preset without its data (naming SIMPERSONA_DATA_DIR).
     """
     from storefront_mock import errors as shop_errors
-    from storefront_mock.stores import THEMES, Store, make_stores, stores_from_events
+    from storefront_mock.stores import AB_SPLIT, THEMES, make_stores, stores_from_events, with_theme
 
     if isinstance(cfg, dict):
         cfg = StoreConfig(**cfg)
@@ -80,10 +81,9 @@ def build_stores(cfg: StoreConfig | dict[str, Any]) -> list[Any]:
                 raise ConfigError("store=events needs store.events=<canonical log .parquet>")
             stores += stores_from_events(cfg.events, list(cfg.merchants) or None,
                                          max_merchants=cfg.max_merchants)
-            if cfg.theme is not None:
-                if cfg.theme not in THEMES:
-                    raise shop_errors.UnknownNameError("theme", cfg.theme, THEMES)
-                stores = [Store(s.store_id, s.catalog, cfg.theme) for s in stores]
+            if cfg.theme is not None and cfg.theme not in (*THEMES, AB_SPLIT):
+                raise shop_errors.UnknownNameError("theme", cfg.theme, (*THEMES, AB_SPLIT))
+            stores = with_theme(stores, cfg.theme)
             names.remove("events")
         if names or not stores:
             stores += make_stores(names, data_dir=cfg.data_dir, seed=cfg.seed, theme=cfg.theme,

@@ -263,3 +263,25 @@ def test_a_store_built_from_an_event_log_keeps_missing_values_missing(make_clien
     assert 'data-sp-id="collection-electronics"' in c.get("/s/m/").text
     add = app.state.shop.event_log.rows()[1]
     assert add["event"] == "add_to_cart" and add["price"] is None and add["category"] is None
+
+
+def test_ab_split_assigns_each_visitor_one_theme_stably(make_client):
+    stores = make_stores("builtin", n_products=20, theme="ab")
+    app = create_app(stores)
+    arms = {}
+    for i in range(16):
+        vid = f"ab-{i}"
+        c = make_client(app, visitor=vid)
+        seen = {HTMLParser(c.get(path).text).css_first("body").attributes["data-sp-theme"]
+                for path in ("/s/builtin/", "/s/builtin/cart", "/s/builtin/search?q=mug")}
+        assert seen == {stores[0].theme_for(vid)}
+        arms[vid] = seen.pop()
+    assert set(arms.values()) == set(THEMES)
+    # the assignment is a function of the ids alone: a new app assigns the same
+    again = make_stores("builtin", n_products=20, theme="ab")[0]
+    assert all(again.theme_for(v) == t for v, t in arms.items())
+    # an explicit choice still wins
+    c = make_client(app, visitor="ab-0")
+    other = next(t for t in THEMES if t != arms["ab-0"])
+    assert f'data-sp-theme="{other}"' in c.get(f"/s/builtin/?theme={other}").text
+    assert f'data-sp-theme="{other}"' in c.get("/s/builtin/cart").text
