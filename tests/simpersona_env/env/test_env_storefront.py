@@ -300,3 +300,29 @@ def test_np_random_seeding_changes_the_goal():
     goals = {env.reset(seed=s)[0]["goal"] for s in range(6)}
     assert len(goals) > 1
     assert np.all([g.startswith("Buy a ") for g in goals])
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("store", ["flipkart", "amazon"])
+def test_goal_oracle_on_real_catalogs(store):
+    from storefront_mock.canonical import default_data_dir
+
+    if not (default_data_dir() / "catalogs").is_dir():
+        pytest.skip(f"real data not found at {default_data_dir()} (set SIMPERSONA_DATA_DIR)")
+    env = gym.make(ENV_ID, store=store, task="goal")
+    for seed in range(3):
+        _, rewards, info = run_oracle(env, seed)
+        assert rewards[-1] == 1.0, (seed, info)
+
+
+def test_stepping_imports_no_heavy_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium as gym, simpersona_env\n"
+            "env = gym.make('simpersona/Storefront-v0', task='goal', n_products=20)\n"
+            "env.reset(seed=0); env.step('click[nav-cart]')\n"
+            "print(' '.join(sorted(m for m in ('torch', 'transformers', 'playwright', 'trl')"
+            " if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
