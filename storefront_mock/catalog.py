@@ -181,7 +181,7 @@ class Catalog:
         for c in self.collections:
             self.collection_by_category.setdefault(c.category, c)
         self.top_collections: tuple[Collection, ...] = tuple(
-            c for c in self.collections if len(c.category) == 1)
+            c for c in self.collections if len(c.category) <= 1)
         for c in self.collections:
             unknown = [i for i in c.product_ids if i not in self.by_id]
             if unknown:
@@ -345,7 +345,8 @@ class Catalog:
 def derive_collections(products: Sequence[Product], *, max_depth: int = 2,
                        min_size: int = 2) -> list[Collection]:
     """One collection per category prefix up to ``max_depth`` levels with at least
-    ``min_size`` products (top levels always), in first-seen order."""
+    ``min_size`` products (top levels always), in first-seen order; plus ``all`` ("All
+    products") first when some products have no category, so that browsing reaches them."""
     members: dict[tuple[str, ...], list[str]] = {}
     for p in products:
         for d in range(1, min(max_depth, len(p.category)) + 1):
@@ -360,6 +361,9 @@ def derive_collections(products: Sequence[Product], *, max_depth: int = 2,
             slug, n = f"{base}-{n}", n + 1
         seen.add(slug)
         out.append(Collection(slug, _label(path[-1]), path, tuple(ids)))
+    if any(not p.category for p in products):
+        slug = "all" if "all" not in seen else "all-products"
+        out.insert(0, Collection(slug, "All products", (), tuple(p.product_id for p in products)))
     # top level first so the navigation and home page read naturally
     return sorted(out, key=lambda c: len(c.category) > 1)
 

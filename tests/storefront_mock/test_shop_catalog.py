@@ -199,7 +199,10 @@ def test_from_events_builds_the_merchants_catalog(tmp_path):
         assert (unknown.brand, unknown.price, unknown.category) == (None, None, ())
         assert unknown.title == "Product 2001"
         assert cat.by_id["3002"].title == "Kettle 3002"
-        assert {c.slug for c in cat.top_collections} == {"electronics", "appliances"}
+        # a product without a category is still reachable by browsing, from "all"
+        assert [c.slug for c in cat.top_collections] == ["all", "electronics", "appliances"]
+        assert cat.collection("all").product_ids == ("1004856", "2001", "3002")
+        assert cat.collection("all").category_path is None
     with pytest.raises(UnknownNameError, match="m2"):
         from_events(table, "nope")
     stores = stores_from_events(path)
