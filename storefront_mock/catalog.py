@@ -607,6 +607,33 @@ def load_amazon(path: str | Path, *, store_id: str = "amazon",
 # Catalog from a canonical event log
 # ---------------------------------------------------------------------------------------
 
+def read_event_frame(events: Any):  # -> polars.DataFrame
+    """A canonical log as a polars DataFrame, from a DataFrame, an Arrow table, a Parquet file,
+    a (hive-partitioned) folder of them, or an ingest output folder holding ``events/``.
+
+    Ids are read as strings even where a partition folder made them look numeric.
+    """
+    import polars as pl
+
+    if isinstance(events, (str, Path)):
+        p = Path(events)
+        if p.is_dir() and (p / "events").is_dir():
+            p = p / "events"  # the output folder of `simpersona ingest`
+        if not p.exists():
+            raise DataMissingError(f"event log {p} not found; ingest one first "
+                                   "(simpersona ingest) or pass a canonical Parquet file")
+        try:
+            df = pl.read_parquet(p)
+        except Exception as exc:  # polars raises several types for unreadable input
+            raise CatalogError(f"cannot read {p} as Parquet: {exc}") from exc
+    elif isinstance(events, pl.DataFrame):
+        df = events
+    else:
+        df = pl.from_arrow(events)  # type: ignore[assignment]
+    ids = [pl.col(c).cast(pl.Utf8) for c in ("merchant_id", "product_id") if c in df.columns]
+    return df.with_columns(ids) if ids else df
+
+
 def from_events(events: Any, merchant_id: str, *, name: str | None = None,
                 currency: str = "USD") -> Catalog:
     """The products a merchant's canonical event log shows, as that merchant's catalog.
@@ -616,8 +643,8 @@ def from_events(events: Any, merchant_id: str, *, name: str | None = None,
     values stay missing; popularity is the product's number of events.
 
     Args:
-        events: a polars DataFrame, a pyarrow Table, or a Parquet file path with the canonical
-            columns (storefront_mock/canonical.py).
+        events: a polars DataFrame, a pyarrow Table, or a Parquet path (file, folder, or
+            `simpersona ingest` output) with the canonical columns (storefront_mock/canonical.py).
         merchant_id: whose products to take.
 
     Raises:
@@ -625,15 +652,7 @@ def from_events(events: Any, merchant_id: str, *, name: str | None = None,
     """
     import polars as pl
 
-    if isinstance(events, (str, Path)):
-        p = Path(events)
-        if not p.exists():
-            raise DataMissingError(f"event log {p} not found")
-        df = pl.read_parquet(p)
-    elif isinstance(events, pl.DataFrame):
-        df = events
-    else:
-        df = pl.from_arrow(events)  # type: ignore[assignment]
+    df = read_event_frame(events)
     need = ["merchant_id", "product_id", "category", "brand", "price", "ts"]
     missing = [c for c in need if c not in df.columns]
     if missing:

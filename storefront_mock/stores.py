@@ -24,6 +24,7 @@ from storefront_mock.catalog import (
     builtin,
     from_events,
     load_amazon,
+    read_event_frame,
     load_flipkart,
     slugify,
 )
@@ -124,7 +125,8 @@ def stores_from_events(events: Any, merchants: Sequence[str] | None = None, *,
     (:func:`storefront_mock.catalog.from_events`); themes alternate.
 
     Args:
-        events: a polars DataFrame, pyarrow Table or Parquet path in the canonical schema.
+        events: a polars DataFrame, pyarrow Table or Parquet path (file, folder, or the output
+            folder of `simpersona ingest`) in the canonical schema.
         merchants: which merchants (default: the ``max_merchants`` with most product rows).
 
     Raises:
@@ -132,14 +134,7 @@ def stores_from_events(events: Any, merchants: Sequence[str] | None = None, *,
     """
     import polars as pl
 
-    if isinstance(events, (str, Path)):
-        p = Path(events)
-        if not p.exists():
-            raise DataMissingError(f"event log {p} not found; ingest one first "
-                                   "(simpersona ingest) or pass a canonical Parquet file")
-        events = pl.read_parquet(p)
-    elif not isinstance(events, pl.DataFrame):
-        events = pl.from_arrow(events)
+    events = read_event_frame(events)
     if merchants is None:
         counts = (events.filter(pl.col("product_id").is_not_null())
                   .group_by("merchant_id").len().sort(["len", "merchant_id"],

@@ -281,3 +281,18 @@ def test_store_presets_and_their_errors(tmp_path):
         make_stores("builtin", theme="dark")
     with pytest.raises(DataMissingError, match="SIMPERSONA_DATA_DIR"):
         make_stores("flipkart", data_dir=tmp_path)
+
+
+def test_from_an_ingest_output_folder_with_numeric_merchant_ids(tmp_path):
+    # `simpersona ingest` writes events/merchant_id=<id>/part-*.parquet; a seller id such as
+    # 101 must stay the string "101" although the partition folder makes it look numeric.
+    table, _ = _events(tmp_path)
+    df = pl.from_arrow(table).with_columns(
+        pl.col("merchant_id").replace({"m1": "101", "m2": "202"}))
+    (tmp_path / "run" / "events").mkdir(parents=True)
+    df.write_parquet(tmp_path / "run" / "events", partition_by="merchant_id")
+    stores = stores_from_events(tmp_path / "run")
+    assert [(s.store_id, len(s.catalog)) for s in stores] == [("101", 3), ("202", 1)]
+    assert from_events(tmp_path / "run" / "events", "202").by_id["9999"].brand == "lego"
+    with pytest.raises(DataMissingError, match="simpersona ingest"):
+        stores_from_events(tmp_path / "nothing-here")
