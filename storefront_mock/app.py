@@ -124,7 +124,7 @@ class ShopState:
     """Everything the app holds: stores, visitors, orders and the event log (``app.state.shop``)."""
 
     def __init__(self, stores: Sequence[Store], event_log: EventLog | None,
-                 session_timeout_s: float, clock: Callable[[], float] | None):
+                 session_timeout_s: float, clock: Callable[[], float | datetime] | None):
         self.stores: dict[str, Store] = {}
         for s in stores:
             if s.store_id in self.stores:
@@ -144,7 +144,8 @@ class ShopState:
     def touch(self, cookie: str | None) -> tuple[_Visitor, bool, float]:
         """The visitor of this request (new when unknown), its session rolled over after the
         inactivity timeout. Returns (visitor, cookie must be set, now)."""
-        now = float(self.clock())
+        now = self.clock()
+        now = now.timestamp() if isinstance(now, datetime) else float(now)
         with self.lock:
             new_cookie = False
             if cookie and _VISITOR_RE.match(cookie):
@@ -229,15 +230,16 @@ def _template_env() -> jinja2.Environment:
 
 def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
                session_timeout_s: float = 1800.0,
-               clock: Callable[[], float] | None = None) -> Starlette:
+               clock: Callable[[], float | datetime] | None = None) -> Starlette:
     """The shop's ASGI app (Starlette) for these stores.
 
     Args:
         stores: the merchants (:func:`storefront_mock.make_stores`).
         event_log: where canonical rows go (a new in-memory :class:`EventLog` by default).
         session_timeout_s: inactivity after which a visitor's next request starts a session.
-        clock: seconds since the epoch (``time.time`` by default); tests and simulations pass
-            their own to control event timestamps and session rollover.
+        clock: the time, as seconds since the epoch or an aware datetime (``time.time`` by
+            default); tests and simulations pass their own to control event timestamps and
+            session rollover.
 
     Returns:
         The app; ``app.state.shop`` is its :class:`ShopState` (``stores``, ``orders``,

@@ -40,10 +40,17 @@ class EventLog:
         stream_to: a ``.jsonl`` path; each row is appended (and flushed) as it comes, so a
             crashed or killed server loses nothing already served.
         source: the ``source`` column of every row.
+        keep_rows: hold the rows in memory (``rows()``, ``to_arrow()``); a long simulation that
+            streams to a file can turn this off to run in constant memory.
     """
 
-    def __init__(self, stream_to: str | Path | None = None, *, source: str = "storefront"):
-        self.source = source
+    def __init__(self, stream_to: str | Path | None = None, *, source: str = "storefront",
+                 keep_rows: bool = True):
+        if not keep_rows and not stream_to:
+            raise StorefrontError("EventLog(keep_rows=False) needs stream_to=<path.jsonl>, "
+                                  "else the rows would go nowhere")
+        self.source, self.keep_rows = source, keep_rows
+        self._count = 0
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stream: TextIO | None = None
@@ -67,14 +74,17 @@ class EventLog:
                "price": None if price is None else float(price), "query": query,
                "source": self.source}
         with self._lock:
-            self._rows.append(row)
+            self._count += 1
+            if self.keep_rows:
+                self._rows.append(row)
             if self._stream is not None:
                 self._stream.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
                 self._stream.flush()
         return row
 
     def __len__(self) -> int:
-        return len(self._rows)
+        """Rows appended so far (streamed ones included)."""
+        return self._count
 
     def rows(self, start: int = 0, *, buyer_id: str | None = None) -> list[dict[str, Any]]:
         """A copy of the rows from index ``start`` on, optionally of one visitor only."""
@@ -88,6 +98,7 @@ class EventLog:
         """Drop the in-memory rows (the streamed file keeps them)."""
         with self._lock:
             self._rows.clear()
+            self._count = 0
 
     def to_arrow(self):  # -> pyarrow.Table
         """The rows as a pyarrow Table with exactly the canonical schema."""

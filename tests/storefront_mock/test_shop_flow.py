@@ -271,3 +271,19 @@ def test_create_app_rejects_bad_store_lists(builtin_stores):
         create_app([])
     with pytest.raises(StorefrontError, match="two stores with id 'builtin'"):
         create_app(builtin_stores * 2)
+
+
+def test_event_log_in_constant_memory_and_a_datetime_clock(tmp_path, builtin_stores,
+                                                             make_client):
+    with pytest.raises(StorefrontError, match="stream_to"):
+        EventLog(keep_rows=False)
+    log = EventLog(stream_to=tmp_path / "e.jsonl", keep_rows=False)
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    app = create_app(builtin_stores, event_log=log, clock=lambda: when)
+    c = make_client(app, visitor="m")
+    for _ in range(3):
+        c.get("/s/builtin/")
+    assert len(log) == 3 and log.rows() == []
+    rows = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [r["ts"] for r in rows] == ["2026-03-01T12:00:00Z"] * 3
+    log.close()
