@@ -41,8 +41,16 @@ from storefront_mock.canonical import CANONICAL_COLUMNS, EVENT_TYPES
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["build_buyers", "buyer_schema", "write_buyers", "read_buyers", "read_manifest",
-           "merchant_context", "BUYERS_FILE", "MANIFEST_FILE"]
+__all__ = [
+    "BUYERS_FILE",
+    "MANIFEST_FILE",
+    "build_buyers",
+    "buyer_schema",
+    "merchant_context",
+    "read_buyers",
+    "read_manifest",
+    "write_buyers",
+]
 
 BUYERS_FILE = "buyers.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -97,7 +105,8 @@ def merchant_context(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
                  heldout_fraction: float = 0.5, seed: int = 0,
-                 context: pl.DataFrame | None = None) -> pl.DataFrame:
+                 context: pl.DataFrame | None = None,
+                 assume_sorted: bool = False) -> pl.DataFrame:
     """Turn a canonical event log into buyer representations (one row per merchant x buyer).
 
     Args:
@@ -110,6 +119,9 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         context: per-merchant price edges and log end from :func:`merchant_context` over
             the whole log, when ``events`` is only a part of it (default: computed from
             ``events``).
+        assume_sorted: the rows are already grouped by (merchant, buyer) and in time order
+            within each buyer (as the ingest writes them): skip the sort; rows come out in
+            input order.
 
     Returns:
         A DataFrame with the columns and types of :func:`buyer_schema`, sorted by
@@ -130,16 +142,19 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
 
     if max_len < 1:
         raise ConfigError(f"max_len={max_len!r} must be >= 1 (events kept per buyer)")
-    lf = _as_lazy(events).select(_NEEDED)
+    import numpy as np
 
-    # Why the sort and the shifted keys instead of `.over(buyer)`: one global sort makes every
-    # "previous event of the same buyer" a plain shift, which is several times cheaper than
-    # a window function per buyer at 10M+ rows.
-    lf = lf.sort(["merchant_id", "buyer_id", "ts"], maintain_order=True)
-    new_buyer = ((pl.col("merchant_id") != pl.col("merchant_id").shift(1))
-                 | (pl.col("buyer_id") != pl.col("buyer_id").shift(1))).fill_null(True)
-    new_session = (new_buyer | (pl.col("session_id") != pl.col("session_id").shift(1))
-                   ).fill_null(True)
+    df = _as_lazy(events).select(_NEEDED).collect()
+    # Why one sort and integer group ids instead of group_by(merchant, buyer) or `.over()`:
+    # once rows are in (merchant, buyer, ts) order, "previous event of the same buyer" is a
+    # plain shift and every per-buyer aggregate is a sorted group-by on an integer, which is
+    # several times cheaper than hashing string keys at 10M+ rows.
+    if not assume_sorted:
+        df = df.sort(["merchant_id", "buyer_id", "ts"], maintain_order=True)
+    ctx = (merchant_context(df) if context is None else context.lazy()).collect()
+    m, b, sess = pl.col("merchant_id"), pl.col("buyer_id"), pl.col("session_id")
+    new_buyer = ((m != m.shift(1)) | (b != b.shift(1))).fill_null(True)
+    new_session = (new_buyer | (sess != sess.shift(1))).fill_null(True)
     # integer microseconds throughout: float division by a constant is not bit-identical
     # across Polars' code paths, and a bucket edge must not depend on rounding
     gap_us = (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
@@ -147,13 +162,11 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
     # token = 1 + index of the first edge the gap is below == 1 + #{finite edges <= gap}
     gap_tok = pl.sum_horizontal([(gap_us >= int(e * 1_000_000)).cast(pl.UInt8)
                                  for e in GAP_BUCKETS_S if math.isfinite(e)]) + 1
-    ctx = merchant_context(lf) if context is None else context.lazy()
     price_lvl = (1 + sum((pl.col("price") > pl.col(f"_q{i}")).cast(pl.UInt8) for i in range(4)))
     cat = pl.col("category")
-    prev_cat = cat.shift(1)
     event_codes = {e: i + 1 for i, e in enumerate(EVENT_TYPES)}
 
-    ev = (lf.join(ctx, on="merchant_id", how="left", maintain_order="left")
+    ev = (df.join(ctx, on="merchant_id", how="left", maintain_order="left")
           .with_columns(
               _new_buyer=new_buyer,
               _new_session=new_session,
@@ -164,77 +177,103 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
               _price_level=pl.when(pl.col("price").is_not_null() & pl.col("price").is_finite()
                                    & pl.col("_q0").is_not_null())
               .then(price_lvl.cast(pl.UInt8)).otherwise(None),
-              _hour=pl.col("ts").dt.hour().cast(pl.Float64),
+              # hour of day from the epoch (UTC): integer maths, no time-zone machinery
+              _hour=((pl.col("ts").dt.epoch("us") // 3_600_000_000) % 24).cast(pl.Float64)
+              * (2 * math.pi / 24),
           )
           .with_columns(
+              _g=pl.col("_new_buyer").cum_sum().cast(pl.UInt32).set_sorted(),
+              _sr=pl.col("_new_session").cum_sum().cast(pl.UInt32).set_sorted(),
               tok_price=(pl.col("_price_level").fill_null(0) + 1).cast(pl.UInt8),
               tok_category_change=pl.when(cat.is_null()).then(pl.lit(1, pl.UInt8))
-              .when(~pl.col("_new_buyer") & (cat == prev_cat)).then(pl.lit(2, pl.UInt8))
+              .when(~pl.col("_new_buyer") & (cat == cat.shift(1))).then(pl.lit(2, pl.UInt8))
               .otherwise(pl.lit(3, pl.UInt8)),
               tok_session_start=pl.when(pl.col("_new_session")).then(pl.lit(2, pl.UInt8))
               .otherwise(pl.lit(1, pl.UInt8)),
           ))
 
-    is_ = {e: (pl.col("event") == e) for e in ("product_view", "add_to_cart", "purchase",
-                                                "search")}
+    # Precomputed per-event columns keep the aggregations below on Polars' fast paths
+    # (plain sums and means of columns, not expressions evaluated per group).
+    te = pl.col("tok_event")
+    code = {e: event_codes[e] for e in ("product_view", "add_to_cart", "purchase", "search")}
+    ev = ev.with_columns(
+        _v=(te == code["product_view"]).cast(pl.UInt32),
+        _c=(te == code["add_to_cart"]).cast(pl.UInt32),
+        _p=(te == code["purchase"]).cast(pl.UInt32),
+        _s=(te == code["search"]).cast(pl.UInt32),
+        _ov=pl.when((te == code["purchase"]) & pl.col("price").is_finite())
+        .then(pl.col("price")),
+        _vl=pl.when(te == code["product_view"]).then(pl.col("_price_level")),
+        _hs=pl.col("_hour").sin(),
+        _hc=pl.col("_hour").cos(),
+        _ci=cat.is_not_null().cast(pl.UInt32),
+    )
     tok_cols = [token_column(c) for c in TOKEN_CHANNELS]
-    per_buyer = ev.group_by(["merchant_id", "buyer_id"]).agg(
+    out = ev.group_by("_g", maintain_order=True).agg(
+        m.first(), b.first(),
         *[pl.col(c).tail(max_len) for c in tok_cols],
         pl.col("tok_event").min().alias("_min_event"),
         pl.len().alias("n_events"),
-        pl.col("session_id").n_unique().alias("n_sessions"),
-        is_["product_view"].sum().alias("n_product_views"),
-        is_["add_to_cart"].sum().alias("_n_cart"),
-        is_["purchase"].sum().alias("_n_purchase"),
-        is_["search"].sum().alias("_n_search"),
-        pl.col("price").filter(is_["purchase"] & pl.col("price").is_finite()).sum()
-        .alias("order_value"),
-        pl.col("_price_level").filter(is_["product_view"]).mean().alias("price_level"),
+        sess.n_unique().alias("n_sessions"),
+        pl.col("_new_session").sum().alias("_n_runs"),
+        pl.col("_v").sum().alias("n_product_views"),
+        pl.col("_c").sum().alias("_n_cart"),
+        pl.col("_p").sum().alias("_n_purchase"),
+        pl.col("_s").sum().alias("_n_search"),
+        pl.col("_ov").sum().alias("order_value"),
+        pl.col("_vl").mean().alias("price_level"),
         cat.drop_nulls().n_unique().alias("_n_cat"),
-        cat.is_not_null().sum().alias("_n_cat_events"),
-        (pl.col("_hour") * (2 * math.pi / 24)).sin().mean().alias("hour_sin"),
-        (pl.col("_hour") * (2 * math.pi / 24)).cos().mean().alias("hour_cos"),
+        pl.col("_ci").sum().alias("_n_cat_events"),
+        pl.col("_hs").mean().alias("hour_sin"),
+        pl.col("_hc").mean().alias("hour_cos"),
         pl.col("ts").max().alias("_last_ts"),
         pl.col("_log_end").first(),
     )
-    sessions = (ev.group_by(["merchant_id", "buyer_id", "session_id"])
-                .agg((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds()
-                     .alias("_dur_us"))
-                .group_by(["merchant_id", "buyer_id"])
-                .agg(pl.col("_dur_us").sum().alias("_dur_us_sum"), pl.len().alias("_n_dur")))
+    if out.height and out["_min_event"].min() == 0:
+        raise DataError(_unknown_events(events))
+
+    # Session durations: a session is usually one run of consecutive events; a buyer whose
+    # sessions interleave (two tabs) has more runs than sessions and is regrouped by id.
+    runs = (ev.group_by("_sr", maintain_order=True)
+            .agg(pl.col("_g").first(),
+                 (pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds().alias("_d")))
+    dur = runs.group_by("_g", maintain_order=True).agg(pl.col("_d").sum().alias("_dur_us"))
+    out = out.join(dur, on="_g", how="left", maintain_order="left")
+    mixed = out.filter(pl.col("_n_runs") != pl.col("n_sessions"))["_g"]
+    if mixed.len():
+        fix = (ev.filter(pl.col("_g").is_in(mixed.implode()))
+               .group_by(["_g", "session_id"])
+               .agg((pl.col("ts").max() - pl.col("ts").min()).dt.total_microseconds()
+                    .alias("_d"))
+               .group_by("_g").agg(pl.col("_d").sum().alias("_fix")))
+        out = (out.join(fix, on="_g", how="left", maintain_order="left")
+               .with_columns(_dur_us=pl.coalesce("_fix", "_dur_us")).drop("_fix"))
 
     def ratio(num: str, den: str) -> pl.Expr:
         return (pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(0.0))
 
-    out = (per_buyer
-           .join(sessions, on=["merchant_id", "buyer_id"], how="left")
-           .with_columns(
-               seq_len=pl.col(tok_cols[0]).list.len().cast(pl.Int32),
-               events_per_session=ratio("n_events", "n_sessions"),
-               view_to_cart=ratio("_n_cart", "n_product_views"),
-               cart_to_purchase=ratio("_n_purchase", "_n_cart"),
-               view_to_purchase=ratio("_n_purchase", "n_product_views"),
-               converted=(pl.col("_n_purchase") > 0).cast(pl.Float64),
-               category_diversity=ratio("_n_cat", "_n_cat_events"),
-               search_share=ratio("_n_search", "n_events"),
-               _rec_us=(pl.col("_log_end") - pl.col("_last_ts")).dt.total_microseconds(),
-               has_cart=pl.col("_n_cart") > 0,
-               has_purchase=pl.col("_n_purchase") > 0,
-               bounced=pl.col("n_events") == 1,
-           )
-           .sort(["merchant_id", "buyer_id"])
-           .collect())
-
-    if out.height and out["_min_event"].min() == 0:
-        raise DataError(_unknown_events(events))
-    import numpy as np
-
+    out = out.with_columns(
+        seq_len=pl.col(tok_cols[0]).list.len().cast(pl.Int32),
+        events_per_session=ratio("n_events", "n_sessions"),
+        view_to_cart=ratio("_n_cart", "n_product_views"),
+        cart_to_purchase=ratio("_n_purchase", "_n_cart"),
+        view_to_purchase=ratio("_n_purchase", "n_product_views"),
+        converted=(pl.col("_n_purchase") > 0).cast(pl.Float64),
+        category_diversity=ratio("_n_cat", "_n_cat_events"),
+        search_share=ratio("_n_search", "n_events"),
+        _rec_us=(pl.col("_log_end") - pl.col("_last_ts")).dt.total_microseconds(),
+        has_cart=pl.col("_n_cart") > 0,
+        has_purchase=pl.col("_n_purchase") > 0,
+        bounced=pl.col("n_events") == 1,
+    )
+    if not assume_sorted:
+        out = out.sort(["merchant_id", "buyer_id"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        dur = out["_dur_us_sum"].to_numpy().astype(np.float64) / 1e6 / \
-            out["_n_dur"].to_numpy().astype(np.float64)
+        dur_s = out["_dur_us"].to_numpy().astype(np.float64) / 1e6 / \
+            out["n_sessions"].to_numpy().astype(np.float64)
         rec = out["_rec_us"].to_numpy().astype(np.float64) / 86_400e6
     out = out.with_columns(
-        pl.Series("session_duration_s", dur, dtype=pl.Float64),
+        pl.Series("session_duration_s", dur_s, dtype=pl.Float64),
         pl.Series("recency_days", rec, dtype=pl.Float64),
         buyer_split(out["merchant_id"], out["buyer_id"], heldout_fraction=heldout_fraction,
                     seed=seed))

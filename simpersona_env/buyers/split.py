@@ -24,8 +24,15 @@ from simpersona_env.errors import ConfigError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["TRAIN", "HELDOUT", "stable_hash", "unit_hash", "buyer_split", "merchant_split",
-           "assign_splits"]
+__all__ = [
+    "HELDOUT",
+    "TRAIN",
+    "assign_splits",
+    "buyer_split",
+    "merchant_split",
+    "stable_hash",
+    "unit_hash",
+]
 
 TRAIN = "train"
 HELDOUT = "heldout"
@@ -59,13 +66,15 @@ def stable_hash(keys: pl.Series, seed: int = 0) -> np.ndarray:
             else np.zeros(0, np.uint8))
     starts, lengths = offsets[:-1], np.diff(offsets)
     h = np.full(n, _FNV_OFFSET ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    if data.size == 0:
+        data = np.zeros(1, np.uint8)
+    last = data.size - 1
     # Why a loop over byte positions, not over strings: ids are short (<= ~40 bytes), so
-    # max_len passes over all keys at once beat n Python-level hashlib calls by ~50x.
+    # max_len masked passes over all keys at once beat n Python-level hashlib calls by ~50x.
     with np.errstate(over="ignore"):
         for j in range(int(lengths.max()) if n else 0):
-            live = lengths > j
-            idx = np.nonzero(live)[0]
-            h[idx] = (h[idx] ^ data[starts[idx] + j].astype(np.uint64)) * _FNV_PRIME
+            byte = data[np.minimum(starts + j, last)].astype(np.uint64)
+            h = np.where(lengths > j, (h ^ byte) * _FNV_PRIME, h)
         # final avalanche (splitmix64 finaliser): FNV's low bits are weak for short keys
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)

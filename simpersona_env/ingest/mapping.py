@@ -17,21 +17,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from simpersona_env.config import CONFIG_DIR, field, register
 from simpersona_env.errors import ConfigError, SchemaError, UnknownNameError
 from storefront_mock.canonical import CANONICAL_COLUMNS, EVENT_TYPES, default_data_dir
 
 __all__ = [
-    "TimestampSpec",
-    "MerchantKey",
-    "SourceMapping",
-    "DataConfig",
-    "LogMapping",
     "BUILTIN_MAPPINGS",
     "FORMATS",
     "REQUIRED_FIELDS",
+    "DataConfig",
+    "LogMapping",
+    "MerchantKey",
+    "SourceMapping",
+    "TimestampSpec",
     "builtin_mapping",
     "load_mapping",
     "mapping_from_config",
@@ -53,26 +53,26 @@ TIME_UNITS = ("s", "ms", "us", "ns")
 class TimestampSpec:
     """How to turn the source's timestamp text into a UTC instant."""
 
-    unit: Optional[str] = field(None, help="epoch numbers: s, ms, us or ns (leave null for text)")
-    format: Optional[str] = field(None, help="strptime format for text timestamps, e.g. "
+    unit: str | None = field(None, help="epoch numbers: s, ms, us or ns (leave null for text)")
+    format: str | None = field(None, help="strptime format for text timestamps, e.g. "
                                   "'%Y-%m-%d %H:%M:%S UTC'; null with unit null = ISO 8601")
     timezone: str = field("UTC", help="time zone of text timestamps without an offset "
                           "(IANA name, e.g. Europe/Berlin); converted to UTC")
-    year: Optional[int] = field(None, help="year for formats without one (Tmall's MMDD: 2015)")
+    year: int | None = field(None, help="year for formats without one (Tmall's MMDD: 2015)")
 
 
 @dataclass
 class MerchantKey:
     """What a merchant is in this log: a column, a stand-in column, or one constant."""
 
-    column: Optional[str] = field(None, help="source column holding the merchant key (a shop or "
+    column: str | None = field(None, help="source column holding the merchant key (a shop or "
                                   "seller id, or a stand-in: brand, category path)")
-    level: Optional[int] = field(None, help="keep the first `level` parts of a dotted path in "
+    level: int | None = field(None, help="keep the first `level` parts of a dotted path in "
                                  "`column` (1 = top-level category as the merchant)")
     separator: str = field(".", help="separator of the path parts used by `level`")
-    constant: Optional[str] = field(None, help="one merchant for the whole file (the log is one "
+    constant: str | None = field(None, help="one merchant for the whole file (the log is one "
                                     "shop); used when `column` is null")
-    missing: Optional[str] = field(None, help="merchant for rows whose key is empty (e.g. "
+    missing: str | None = field(None, help="merchant for rows whose key is empty (e.g. "
                                    "'uncategorized'); null quarantines them as empty_id")
 
 
@@ -84,23 +84,23 @@ class SourceMapping:
                       "directory, the mapping file's folder, then the data dir")
     format: str = field("csv", help=f"one of {FORMATS}")
     separator: str = field(",", help="field separator (csv); tsv implies a tab")
-    quote_char: Optional[str] = field('"', help="quote character (csv); null for none")
+    quote_char: str | None = field('"', help="quote character (csv); null for none")
     has_header: bool = field(True, help="the first line names the columns (csv)")
-    header: List[str] = field([], help="column names when has_header is false (csv)")
+    header: list[str] = field([], help="column names when has_header is false (csv)")
     encoding: str = field("utf8", help="utf8 (lines that are not valid UTF-8 are decoded as "
                           "latin-1 and reported) or latin1")
-    explode: Optional[str] = field(None, help="jsonl: a list field whose items become rows, "
+    explode: str | None = field(None, help="jsonl: a list field whose items become rows, "
                                    "keeping the parent's fields (OTTO's 'events')")
-    columns: Dict[str, str] = field({}, help="canonical field -> source column; required: "
+    columns: dict[str, str] = field({}, help="canonical field -> source column; required: "
                                     "buyer_id, ts, event; a missing session_id is sessionized")
-    constants: Dict[str, str] = field({}, help="canonical field -> constant text for every row")
-    events: Dict[str, str] = field({}, help="source event value -> canonical event type; "
+    constants: dict[str, str] = field({}, help="canonical field -> constant text for every row")
+    events: dict[str, str] = field({}, help="source event value -> canonical event type; "
                                    "values not listed are quarantined as unknown_event")
     timestamp: TimestampSpec = field(default_factory=TimestampSpec, help="timestamp parsing")
     merchant: MerchantKey = field(default_factory=MerchantKey, help="merchant key")
-    replace: Dict[str, List[str]] = field({}, help="canonical field -> [regex, replacement] "
+    replace: dict[str, list[str]] = field({}, help="canonical field -> [regex, replacement] "
                                           "applied to the text, e.g. brand: ['\\.0$', '']")
-    source: Optional[str] = field(None, help="the `source` value of its rows (default: the "
+    source: str | None = field(None, help="the `source` value of its rows (default: the "
                                   "log's name)")
 
 
@@ -109,9 +109,9 @@ class DataConfig:
     """The ``data=`` config group: a whole log (one or more sources) and how to find it."""
 
     name: str = field("???", help="name of the log (output folder, `source` column)")
-    path: Optional[str] = field(None, help="shorthand for the path of a one-source mapping")
-    mapping: Optional[str] = field(None, help="YAML file holding a mapping (data=mapping)")
-    sources: List[SourceMapping] = field([], help="the input files, each with its mapping; "
+    path: str | None = field(None, help="shorthand for the path of a one-source mapping")
+    mapping: str | None = field(None, help="YAML file holding a mapping (data=mapping)")
+    sources: list[SourceMapping] = field([], help="the input files, each with its mapping; "
                                          "merged into one log")
     session_gap_minutes: float = field(30.0, help="inactivity gap that starts a new session "
                                        "for rows without a session id")

@@ -36,14 +36,30 @@ from typing import TYPE_CHECKING, Any
 
 from simpersona_env.errors import ConfigError, DataError, UnknownNameError
 from simpersona_env.ingest.mapping import LogMapping, SourceMapping
-from simpersona_env.ingest.read import CODE, FILE, LINE, REASONS, expand_paths, raw_lines
+from simpersona_env.ingest.read import (
+    BAD_COLUMNS,
+    CODE,
+    FILE,
+    LINE,
+    REASONS,
+    detail_expr,
+    expand_paths,
+    raw_lines,
+)
 from storefront_mock.canonical import CANONICAL_COLUMNS, CANONICAL_SCHEMA
 
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["EVENTS_SCHEMA_VERSION", "IngestResult", "ingest", "read_events", "read_quarantine",
-           "RUNNERS", "Progress"]
+__all__ = [
+    "EVENTS_SCHEMA_VERSION",
+    "RUNNERS",
+    "IngestResult",
+    "Progress",
+    "ingest",
+    "read_events",
+    "read_quarantine",
+]
 
 #: Version of the on-disk layout of an ingest output (events + quarantine + manifest).
 EVENTS_SCHEMA_VERSION = 1
@@ -130,24 +146,28 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                             "(strict=true stops at the first bad row; set strict=false to "
                             "quarantine bad rows with their reasons and go on)")
     unit = (pl.struct("merchant_id", "buyer_id").hash(seed=0) % units).cast(pl.UInt32)
-    good = (lf.filter(pl.col(CODE) == 0)
-            .select(*CANONICAL_COLUMNS, FILE, LINE, _unit=unit))
-    bad = (lf.filter(pl.col(CODE) > 0)
-           .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
-                   reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
-                   detail=pl.col("_detail")))
-    qpath = stage_dir / "quarantine" / f"f{file_index:05d}.parquet"
-    qpath.parent.mkdir(parents=True, exist_ok=True)
-    good_sink = good.sink_parquet(
+    # One streaming pass, one sink: good and bad rows are staged together by unit (bad rows
+    # carry their raw fields); a second sink would make Polars read the file twice.
+    lf.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, _unit=unit).sink_parquet(
         pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
                        file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
                                                      f"f{file_index:05d}-"
                                                      f"{a.index_in_partition}.parquet")),
-        mkdir=True, lazy=True)
-    bad_sink = bad.sink_parquet(qpath, lazy=True)
-    pl.collect_all([good_sink, bad_sink], engine="streaming")
-    quarantined = pl.read_parquet(qpath)
-    if quarantined.height:
+        mkdir=True, compression="lz4", engine="streaming")
+    unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
+    staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
+    codes = (staged.group_by(CODE).len().collect() if staged is not None
+             else pl.DataFrame({CODE: [], "len": []}))
+    by_code = {int(c): int(n) for c, n in codes.iter_rows()}
+    result["good"] = by_code.pop(0, 0)
+    qpath = stage_dir / "quarantine" / f"f{file_index:05d}.parquet"
+    qpath.parent.mkdir(parents=True, exist_ok=True)
+    if by_code:
+        quarantined = (staged.filter(pl.col(CODE) > 0)
+                       .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
+                               reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
+                               detail=detail_expr())
+                       .sort("line").collect())
         # attach each bad row's raw source line, so the quarantine loses nothing
         read_from = info.read_path or path
         if source.format in ("csv", "tsv", "jsonl"):
@@ -164,12 +184,9 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
             [pl.col(c).cast(t) for c, t in _quarantine_schema().items()])
         quarantined.write_parquet(qpath)
         result["bad"] = {k: int(v) for k, v in
-                         quarantined["reason"].value_counts().iter_rows()}
+                         quarantined["reason"].value_counts().sort("reason").iter_rows()}
     else:
         pl.DataFrame(schema=_quarantine_schema()).write_parquet(qpath)
-    unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
-    result["good"] = sum(pl.scan_parquet(f).select(pl.len()).collect().item()
-                         for f in unit_files)
     return result
 
 
@@ -190,7 +207,8 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
               "merchants": {}}
     if not files:
         return counts
-    df = (pl.scan_parquet(files, hive_partitioning=False)
+    df = (pl.scan_parquet(files, hive_partitioning=False).filter(pl.col(CODE) == 0)
+          .select(*CANONICAL_COLUMNS, FILE, LINE)
           .sort(["merchant_id", "buyer_id", "ts", FILE, LINE]).collect())
     counts["rows_in"] = df.height
     m, b = pl.col("merchant_id"), pl.col("buyer_id")
@@ -200,9 +218,16 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         (same_buyer & (pl.col(FILE) == pl.col(FILE).shift(1))
          & (pl.col(LINE) < pl.col(LINE).shift(1))).fill_null(False).sum()).item())
     if dedup:
-        before = df.height
-        df = df.unique(subset=list(_DEDUP_KEYS), keep="first", maintain_order=True)
-        counts["duplicates"] = before - df.height
+        # Exact duplicates share (merchant, buyer, ts), so after the sort they sit in runs
+        # of equal timestamps; only rows in such runs (usually few) need the full-row check.
+        tie = (same_buyer & (pl.col("ts") == pl.col("ts").shift(1))).fill_null(False)
+        cand = df.with_row_index("_i").filter(tie | tie.shift(-1).fill_null(False))
+        if cand.height:
+            dup = cand.filter(~pl.struct(list(_DEDUP_KEYS)).is_first_distinct())["_i"]
+            if dup.len():
+                df = (df.with_row_index("_i").filter(~pl.col("_i").is_in(dup.implode()))
+                      .drop("_i"))
+            counts["duplicates"] = dup.len()
     missing = df["session_id"].is_null()
     n_missing = int(missing.sum())
     if n_missing:
@@ -228,7 +253,7 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
                                              maintain_order=True).items():
         folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
         folder.mkdir(parents=True, exist_ok=True)
-        part.write_parquet(folder / f"part-{unit:05d}.parquet")
+        part.write_parquet(folder / f"part-{unit:05d}.parquet", compression="lz4")
         counts["merchants"][merchant] = part.height
     return counts
 
@@ -243,13 +268,16 @@ def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: in
     from simpersona_env.buyers.represent import build_buyers
     from simpersona_env.buyers.stats import buyer_funnel
 
-    files = sorted((Path(out) / "events").glob(f"merchant_id=*/part-{unit:05d}.parquet"))
+    # the unit's files in merchant order: each is in (buyer, ts) order (stage 2), so the
+    # concatenation is grouped by (merchant, buyer) and build_buyers can skip its sort
+    files = sorted((Path(out) / "events").glob(f"merchant_id=*/part-{unit:05d}.parquet"),
+                   key=lambda f: urllib.parse.unquote(f.parent.name.split("=", 1)[1]))
     if not files:
         return {"unit": unit, "buyers": 0}
     events = pl.scan_parquet(files, hive_partitioning=False)
     context = pl.read_parquet(context_path)
     buyers = build_buyers(events, max_len=max_len, heldout_fraction=heldout_fraction,
-                          seed=seed, context=context)
+                          seed=seed, context=context, assume_sorted=True)
     folder = Path(stage) / "buyers"
     folder.mkdir(parents=True, exist_ok=True)
     buyers.write_parquet(folder / f"part-{unit:05d}.parquet")
@@ -444,7 +472,8 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
                                          heldout_fraction, seed) for u in range(n_units)],
                          "buyers", progress)
             parts = sorted((stage / "buyers").glob("part-*.parquet"))
-            table = pl.read_parquet(parts) if parts else None
+            table = (pl.read_parquet(parts).sort(["merchant_id", "buyer_id"]) if parts
+                     else None)
             if table is None:
                 from simpersona_env.buyers.represent import build_buyers
 

@@ -26,8 +26,15 @@ from simpersona_env.ingest.mapping import SourceMapping
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["REASONS", "FileInfo", "expand_paths", "check_source", "scan_source", "first_bad_row",
-           "raw_lines"]
+__all__ = [
+    "REASONS",
+    "FileInfo",
+    "check_source",
+    "expand_paths",
+    "first_bad_row",
+    "raw_lines",
+    "scan_source",
+]
 
 #: Quarantine reasons, by code (0 = good row). Order = priority: a row gets the first.
 REASONS: dict[int, str] = {
@@ -354,8 +361,8 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
                 ) -> tuple[pl.LazyFrame | None, FileInfo]:
     """Lazy frame of one input file with canonical columns, ``_line``, ``_file`` and ``_code``.
 
-    ``_code`` is 0 for a good row, else a key of :data:`REASONS`; ``_detail`` says what was
-    wrong. Returns ``(None, info)`` for an empty file (reported, not an error).
+    ``_code`` is 0 for a good row, else a key of :data:`REASONS`; :func:`detail_expr` on
+    the bad rows says what was wrong. Returns ``(None, info)`` for an empty file (reported, not an error).
 
     Raises:
         SchemaError: when a mapped column is missing (before any data is read).
@@ -417,22 +424,7 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
             .when(pl.col("_raw_price").is_not_null() & pl.col("price").is_null())
             .then(pl.lit(7, pl.UInt8))
             .otherwise(pl.lit(0, pl.UInt8)))
-    detail = (pl.when(pl.col(CODE) == 4)
-              .then(pl.when(pl.col("buyer_id").is_null()).then(pl.lit("buyer_id is empty"))
-                    .otherwise(pl.lit("merchant_id is empty")))
-              .when(pl.col(CODE) == 5)
-              .then(pl.when(pl.col("_ts_missing")).then(pl.lit("timestamp is empty"))
-                    .otherwise(pl.format("cannot parse timestamp {}",
-                                         pl.col("_raw_ts").fill_null(""))))
-              .when(pl.col(CODE) == 6)
-              .then(pl.format("event value '{}' is not in the mapping's `events:` table",
-                              pl.col("_raw_event").fill_null("")))
-              .when(pl.col(CODE) == 7)
-              .then(pl.format("cannot parse price '{}'", pl.col("_raw_price")))
-              .when(pl.col(CODE) == 2).then(pl.lit("wrong number of fields"))
-              .when(pl.col(CODE) == 3).then(pl.lit("not a JSON object"))
-              .when(pl.col(CODE) == 1).then(pl.lit("blank line"))
-              .otherwise(pl.lit(None, pl.String)))
+    bad = pl.col(CODE) > 0
     out = (lf.with_columns(
         merchant_id=merchant, ts=ts, event=event, price=price, **cols,
         _raw_ts=raw_ts.cast(pl.String) if ts_dtype is not None and ts_dtype.is_temporal()
@@ -440,8 +432,38 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
         _ts_missing=ts_missing, _raw_event=raw_event, _raw_price=raw_price,
         source=pl.lit(s.source, pl.String), _file=pl.lit(file_index, pl.UInt16))
         .with_columns(_code=code)
-        .with_columns(_detail=detail))
+        # what a bad row needs for its quarantine detail; null (free) on good rows
+        .with_columns(_bad_ts=pl.when(bad).then(pl.col("_raw_ts")),
+                      _bad_ts_missing=pl.when(bad).then(pl.col("_ts_missing")),
+                      _bad_event=pl.when(bad).then(pl.col("_raw_event")),
+                      _bad_price=pl.when(bad).then(pl.col("_raw_price"))))
     return out, info
+
+
+#: Columns staged beside the canonical ones so that bad rows can be explained later.
+BAD_COLUMNS = ("_bad_ts", "_bad_ts_missing", "_bad_event", "_bad_price")
+
+
+def detail_expr() -> pl.Expr:
+    """A bad row's detail text, from ``_code``, the ids and :data:`BAD_COLUMNS`."""
+    import polars as pl
+
+    return (pl.when(pl.col(CODE) == 4)
+            .then(pl.when(pl.col("buyer_id").is_null()).then(pl.lit("buyer_id is empty"))
+                  .otherwise(pl.lit("merchant_id is empty")))
+            .when(pl.col(CODE) == 5)
+            .then(pl.when(pl.col("_bad_ts_missing")).then(pl.lit("timestamp is empty"))
+                  .otherwise(pl.format("cannot parse timestamp '{}'",
+                                       pl.col("_bad_ts").fill_null(""))))
+            .when(pl.col(CODE) == 6)
+            .then(pl.format("event value '{}' is not in the mapping's `events:` table",
+                            pl.col("_bad_event").fill_null("")))
+            .when(pl.col(CODE) == 7)
+            .then(pl.format("cannot parse price '{}'", pl.col("_bad_price")))
+            .when(pl.col(CODE) == 2).then(pl.lit("wrong number of fields"))
+            .when(pl.col(CODE) == 3).then(pl.lit("not a JSON object"))
+            .when(pl.col(CODE) == 1).then(pl.lit("blank line"))
+            .otherwise(pl.lit(None, pl.String)))
 
 
 def _has_content(path: Path) -> bool:
@@ -454,7 +476,7 @@ def first_bad_row(lf: pl.LazyFrame) -> dict[str, Any] | None:
     """The first quarantined row of a scanned source (for ``strict=true``), or None."""
     import polars as pl
 
-    bad = (lf.filter(pl.col(CODE) > 0).select(LINE, CODE, "_detail").head(1)
+    bad = (lf.filter(pl.col(CODE) > 0).head(1).select(LINE, CODE, _detail=detail_expr())
            .collect(engine="streaming"))
     if bad.height == 0:
         return None
