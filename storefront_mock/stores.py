@@ -110,13 +110,8 @@ def _multi(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
     # for a merchant in the real logs), plus the built-in shop; themes alternate so that a
     # population run sees both layouts.
     full = load_flipkart(_catalog_file(data_dir, "flipkart-1050.csv"))
-    stores = []
-    for i, coll in enumerate(full.top_collections):
-        sid = "fk-" + slugify(coll.title)
-        products = [full.by_id[p] for p in coll.product_ids]
-        cat = Catalog(sid, f"{coll.title} (Flipkart)", products, currency=full.currency)
-        stores.append(Store(sid, cat, THEMES[i % len(THEMES)]))
-    return stores + _builtin(data_dir, seed, n_products)
+    return _split_by_department(full, "fk-", " (Flipkart)") + _builtin(data_dir, seed,
+                                                                         n_products)
 
 
 def stores_from_events(events: Any, merchants: Sequence[str] | None = None, *,
@@ -144,19 +139,36 @@ def stores_from_events(events: Any, merchants: Sequence[str] | None = None, *,
             for i, m in enumerate(merchants)]
 
 
+def _split_by_department(full: Catalog, prefix: str, suffix: str) -> list[Store]:
+    stores = []
+    for i, coll in enumerate(c for c in full.top_collections if c.category):
+        sid = prefix + slugify(coll.title)
+        products = [full.by_id[p] for p in coll.product_ids]
+        cat = Catalog(sid, f"{coll.title}{suffix}", products, currency=full.currency)
+        stores.append(Store(sid, cat, THEMES[i % len(THEMES)]))
+    return stores
+
+
+def _builtin_multi(data_dir: Path | None, seed: int, n_products: int) -> list[Store]:
+    # the generated catalog's departments as separate merchants: several merchants, no data
+    return _split_by_department(builtin(seed=seed, n_products=n_products), "demo-", " (demo)")
+
+
 #: preset name -> (description, builder(data_dir, seed, n_products) -> stores)
 STORE_PRESETS: dict[str, tuple[str, Callable[[Path | None, int, int], list[Store]]]] = {
     "builtin": ("generated demo catalog, no data needed", _builtin),
     "flipkart": ("Flipkart sample, 1,050 products (needs the data folder)", _flipkart),
     "amazon": ("Amazon.in sample, 1,349 products (needs the data folder)", _amazon),
     "multi": ("each Flipkart top category as its own merchant, plus builtin", _multi),
+    "builtin_multi": ("each department of the generated catalog as its own merchant, "
+                      "no data needed", _builtin_multi),
 }
 
 
 def make_stores(names: str | Sequence[str], data_dir: str | Path | None = None, seed: int = 0,
                 theme: str | None = None, *, n_products: int = 120) -> list[Store]:
     """Build the stores of one or more presets (``"builtin"``, ``"flipkart"``, ``"amazon"``,
-    ``"multi"``; a comma-separated string works too).
+    ``"multi"``, ``"builtin_multi"``; a comma-separated string works too).
 
     Args:
         names: preset name(s).

@@ -275,12 +275,18 @@ def test_store_presets_and_their_errors(tmp_path):
     assert [s.store_id for s in make_stores("builtin", n_products=10)] == ["builtin"]
     with pytest.raises(UnknownNameError) as err:
         make_stores("amazn")
-    assert "amazon, builtin, flipkart, multi" in str(err.value)
+    assert "amazon, builtin, builtin_multi, flipkart, multi" in str(err.value)
     assert "did you mean 'amazon'" in str(err.value)
     with pytest.raises(UnknownNameError, match="classic, grid"):
         make_stores("builtin", theme="dark")
     with pytest.raises(DataMissingError, match="SIMPERSONA_DATA_DIR"):
         make_stores("flipkart", data_dir=tmp_path)
+    # several merchants with no data: the generated catalog's departments
+    demo = make_stores("builtin_multi", n_products=40)
+    assert [s.store_id for s in demo] == ["demo-apparel", "demo-shoes", "demo-electronics",
+                                          "demo-home", "demo-beauty", "demo-books"]
+    assert sum(len(s.catalog) for s in demo) == 40 and {s.theme for s in demo} == {"classic",
+                                                                                   "grid"}
 
 
 def test_from_an_ingest_output_folder_with_numeric_merchant_ids(tmp_path):
