@@ -23,9 +23,9 @@ __all__ = ["StoreConfig", "ShopConfig", "run", "build_stores"]
 class StoreConfig:
     """The ``store=`` config group: which merchants the bundled shop serves."""
 
-    name: str = field("builtin", help="store preset(s): builtin, builtin_multi, flipkart, amazon, "
-                      "multi, or events (a store per merchant of a canonical log); comma-separated "
-                      "for several (e.g. 'builtin,amazon')")
+    name: str = field("builtin", help="store preset(s): builtin, builtin_multi, flipkart, "
+                      "amazon, multi, or events (a store per merchant of a canonical log); "
+                      "comma-separated for several (e.g. 'builtin,amazon')")
     data_dir: Optional[str] = field(None, help="data folder holding catalogs/ (default: "
                                     "$SIMPERSONA_DATA_DIR, else ../shared/data)")
     seed: int = field(0, help="seed of the generated (builtin) catalog")
