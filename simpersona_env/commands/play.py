@@ -63,7 +63,8 @@ def run(cfg: Any) -> int:
     from simpersona_env.env.settings import make_env
 
     env = make_env(cfg)
-    print(f"env: {env.unwrapped.start_url} ({cfg.backend.name} backend, task {cfg.task.name}); {_HELP}")
+    print(f"env: {env.unwrapped.start_url} ({cfg.backend.name} backend, "
+          f"task {cfg.task.name}); {_HELP}")
     try:
         obs, info = env.reset(seed=cfg.seed, options={"persona": cfg.persona})
         _show(obs, show_actions=cfg.show_actions)

@@ -11,8 +11,8 @@ Example:
     Action(name='type', args=('field-email', 'ann@example.com'))
     >>> str(parse_action(" CLICK[ add-to-cart ] "))
     'click[add-to-cart]'
-    >>> print(describe_actions().splitlines()[0])
-    click[id]: click the link or button with this id (follow the link, submit the form, toggle the checkbox)
+    >>> print(describe_actions().splitlines()[0][:40])
+    click[id]: click the link or button with
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def parse_action(text: Any) -> Action:
         raise ActionError(f"cannot parse action {_short(text)!r}: expected {spec.signature}, "
                           f"e.g. {spec.example}")
     # ids and options are names, so spaces around them are noise; free text is kept verbatim
-    args = [a if p == "text" else a.strip() for p, a in zip(spec.params, args)]
+    args = [a if p == "text" else a.strip() for p, a in zip(spec.params, args, strict=True)]
     return Action(name, tuple(args))
 
 
@@ -145,7 +145,8 @@ def valid_actions(observation: Mapping[str, Any] | str) -> list[str]:
     ``back``, ``stop`` are always listed.
 
     Example:
-        >>> valid_actions({"text": '[nav-cart] link "Cart"\\n[sort] combobox "Sort" value="A" options=["A", "B"]'})
+        >>> text = '[nav-cart] link "Cart"\\n[sort] combobox "Sort" value="A" options=["A", "B"]'
+        >>> valid_actions({"text": text})
         ['click[nav-cart]', 'select[sort][A]', 'select[sort][B]', 'search[<text>]', 'back', 'stop']
     """
     import json

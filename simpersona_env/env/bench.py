@@ -1,7 +1,8 @@
 """Benchmark of the env's step cost: ``http`` vs ``playwright`` vs a raw Playwright loop.
 
 In one run, on the same bundled shop and the same cycle of link clicks (home -> collection ->
-home -> product -> cart -> home ...):
+home -> product -> cart -> home ...); the two browser contenders take turns of one cycle
+each, so that a change in machine load hits both alike:
 
 * ``http``: the env with the in-process backend;
 * ``playwright``: the env with the browser backend (one shared Chromium, one context);
@@ -61,49 +62,68 @@ def _stats(lat: list[float]) -> dict[str, float]:
             "steps_per_s": len(lat) / sum(lat), "steps": len(lat)}
 
 
-def _time_env(env: Any, cycle: list[tuple[str, str]], steps: int, warmup: int,
-              label: str) -> list[float]:
-    from tqdm import tqdm
-
+def _env_stepper(env: Any, cycle: list[tuple[str, str]], label: str):
     env.reset(seed=0)
-    lat = []
-    for i in tqdm(range(warmup + steps), desc=label, leave=False):
+
+    def step(i: int) -> float:
         eid, kind = cycle[i % len(cycle)]
         t = time.perf_counter()
-        obs, *_ , info = env.step(f"click[{eid}]")
+        obs, *_, info = env.step(f"click[{eid}]")
         dt = time.perf_counter() - t
         if obs["last_action_error"] or info["page"] != kind:
             raise RuntimeError(f"{label}: step {i} click[{eid}] did not reach {kind}: "
                                f"{obs['last_action_error'] or info['page']}")
-        if i >= warmup:
-            lat.append(dt)
-    return lat
+        return dt
+
+    return step
 
 
-def _time_raw(url: str, cycle: list[tuple[str, str]], steps: int, warmup: int,
-              executable: str) -> list[float]:
-    from playwright.sync_api import sync_playwright
+class _RawLoop:
+    """Playwright's sync API, nothing else: click, then ``content()`` (its own browser)."""
+
+    def __init__(self, url: str, cycle: list[tuple[str, str]], executable: str):
+        from playwright.sync_api import sync_playwright
+
+        from simpersona_env.env.browser import LAUNCH_ARGS
+
+        self.cycle = cycle
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=executable, headless=True,
+                                                 args=list(LAUNCH_ARGS))
+        self._page = self._browser.new_context().new_page()
+        self._page.goto(url)
+
+    def __call__(self, i: int) -> float:
+        eid, kind = self.cycle[i % len(self.cycle)]
+        t = time.perf_counter()
+        self._page.click(f'[data-sp-id="{eid}"]')
+        html = self._page.content()
+        dt = time.perf_counter() - t
+        if f'data-sp-page="{kind}"' not in html:
+            raise RuntimeError(f"raw loop: click {eid} did not reach {kind}")
+        return dt
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
+
+
+def _interleaved(steppers: dict[str, Any], steps: int, warmup: int,
+                 block: int) -> dict[str, list[float]]:
+    """Run the contenders in turns of ``block`` steps (a whole click cycle), so that a change
+    in machine load during the run hits all of them alike."""
     from tqdm import tqdm
 
-    from simpersona_env.env.browser import LAUNCH_ARGS
-
-    lat = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=list(LAUNCH_ARGS))
-        page = browser.new_context().new_page()
-        page.goto(url)
-        for i in tqdm(range(warmup + steps), desc="raw playwright", leave=False):
-            eid, kind = cycle[i % len(cycle)]
-            t = time.perf_counter()
-            page.click(f'[data-sp-id="{eid}"]')
-            html = page.content()
-            dt = time.perf_counter() - t
-            if f'data-sp-page="{kind}"' not in html:
-                raise RuntimeError(f"raw loop: click {eid} did not reach {kind}")
-            if i >= warmup:
-                lat.append(dt)
-        browser.close()
+    lat: dict[str, list[float]] = {k: [] for k in steppers}
+    total = warmup + steps
+    with tqdm(total=total * len(steppers), desc="stepping", leave=False) as bar:
+        for start in range(0, total, block):
+            for name, step in steppers.items():
+                for i in range(start, min(start + block, total)):
+                    dt = step(i)
+                    if i >= warmup:
+                        lat[name].append(dt)
+                    bar.update()
     return lat
 
 
@@ -128,7 +148,6 @@ def _browser_memory_mb() -> tuple[float, float, int]:
 
 def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     """Run the benchmark; returns the result written to ``<out>/bench_env.json``."""
-    import gymnasium as gym
     import psutil
 
     import simpersona_env  # noqa: F401 (registers the id)
@@ -147,24 +166,28 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     print(f"benchmark: store {cfg.store}, {cfg.steps} steps each (+{cfg.warmup} warm-up), "
           f"browser {executable}")
 
-    # 1. http backend (in process)
-    env = StorefrontEnv(app=app, store=cfg.store, backend="http")
-    result["http"] = _stats(_time_env(env, cycle, cfg.steps, cfg.warmup, "http"))
-    env.close()
-    print(f"http:           {result['http']}")
-
-    # 2. raw Playwright on the same shop (its own browser, closed before the env's starts)
+    # 1. http alone (an absolute target; the in-process backend needs no browser)
+    http_env = StorefrontEnv(app=app, store=cfg.store, backend="http")
+    try:
+        lat = _interleaved({"http": _env_stepper(http_env, cycle, "http")}, cfg.steps,
+                           cfg.warmup, len(cycle))
+    finally:
+        http_env.close()
+    # 2. playwright env vs the raw floor on the same shop and clicks, in turns of one cycle
     served = serve_shared(app)
-    start = f"{served.url}/s/{store.store_id}/"
-    result["raw_playwright"] = _stats(_time_raw(start, cycle, cfg.steps, cfg.warmup, executable))
-    print(f"raw playwright: {result['raw_playwright']}")
-
-    # 3. playwright backend (the process's shared browser, one context)
-    env = StorefrontEnv(app=app, store=cfg.store, backend="playwright",
-                        browser_path=cfg.browser_path)
-    result["playwright"] = _stats(_time_env(env, cycle, cfg.steps, cfg.warmup, "playwright"))
-    env.close()
-    print(f"playwright:     {result['playwright']}")
+    raw = _RawLoop(f"{served.url}/s/{store.store_id}/", cycle, executable)
+    pw_env = StorefrontEnv(app=app, store=cfg.store, backend="playwright",
+                           browser_path=cfg.browser_path)
+    try:
+        lat.update(_interleaved({"raw_playwright": raw,
+                                 "playwright": _env_stepper(pw_env, cycle, "playwright")},
+                                cfg.steps, cfg.warmup, len(cycle)))
+    finally:
+        pw_env.close()
+        raw.close()  # before the memory figure: only the env's browser is left
+    for name in ("http", "playwright", "raw_playwright"):
+        result[name] = _stats(lat[name])
+        print(f"{name + ':':<16}{result[name]}")
 
     # 4. memory: the shared browser with 0..N envs (contexts) open, each on a page
     shared_browser(cfg.browser_path or None)

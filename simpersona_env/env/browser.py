@@ -56,7 +56,8 @@ _SYSTEM_BROWSERS = ("/usr/bin/chromium", "chromium", "chromium-browser", "google
 
 def _playwright_chromium() -> str | None:
     """Playwright's own downloaded Chromium, if ``playwright install chromium`` was run."""
-    root = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or str(Path.home() / ".cache" / "ms-playwright")
+    root = (os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+            or str(Path.home() / ".cache" / "ms-playwright"))
     found = sorted(glob.glob(os.path.join(root, "chromium-*", "chrome-linux*", "chrome")))
     return found[-1] if found else None
 
@@ -133,7 +134,8 @@ class SharedBrowser:
             return fut.result(timeout_s or self.timeout_s)
         except FutureTimeout:
             fut.cancel()
-            raise TimeoutError(f"the browser did not answer within {timeout_s or self.timeout_s}s")
+            raise TimeoutError(f"the browser did not answer within "
+                               f"{timeout_s or self.timeout_s}s") from None
 
     async def new_context(self) -> Any:
         """A fresh browser context (own cookies and cache); to be awaited via :meth:`call`."""
@@ -156,7 +158,7 @@ class SharedBrowser:
 
             try:
                 asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
-            except Exception:  # noqa: BLE001 (closing at exit: nothing left to report to)
+            except Exception:
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -175,7 +177,7 @@ def shared_browser(path: str | None = None) -> SharedBrowser:
     executable = find_browser(path)
     with _shared_lock:
         browser = _shared.get(executable)
-        if browser is None or not browser._loop.is_running():  # noqa: SLF001
+        if browser is None or not browser._loop.is_running():
             browser = _shared[executable] = SharedBrowser(executable)
         return browser
 

@@ -64,7 +64,8 @@ class ShopOracle:
         text = observation["text"]
         m = _PATH.search(text)
         path = m.group(1).split("?")[0] if m else ""
-        els = {e.group("id"): (e.group("role"), e.group("extra")) for e in ELEMENT_LINE.finditer(text)}
+        els = {e.group("id"): (e.group("role"), e.group("extra"))
+               for e in ELEMENT_LINE.finditer(text)}
         target = self.goal.product_id if self.goal else None
 
         if "/orders/" in path:

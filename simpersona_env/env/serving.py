@@ -26,7 +26,7 @@ def serve_shared(app: Any) -> Any:
 
     with _lock:
         entry = _shared.get(id(app))
-        if entry is None or entry[0] is not app or not entry[1]._thread.is_alive():  # noqa: SLF001
+        if entry is None or entry[0] is not app or not entry[1]._thread.is_alive():
             entry = _shared[id(app)] = (app, serve(app))
         return entry[1]
 

@@ -123,7 +123,7 @@ class StorefrontEnv(gym.Env[dict, str]):
 
     | key | space | meaning |
     |---|---|---|
-    | ``text`` | AnyText | the page: title, path, visible text, each element as ``[id] role "label"`` |
+    | ``text`` | AnyText | the page: title, path, visible text, elements as ``[id] role "label"`` |
     | ``url`` | AnyText | the page's URL |
     | ``goal`` | AnyText | the task's instruction ("" when none) |
     | ``persona`` | Discrete(K + 1, start=-1) | the buyer type, -1 for none |
@@ -291,7 +291,8 @@ class StorefrontEnv(gym.Env[dict, str]):
         persona = options.get("persona", -1)
         if persona is None:
             persona = -1
-        if not isinstance(persona, (int, np.integer)) or not -1 <= int(persona) < self.config.num_personas:
+        k = self.config.num_personas
+        if not isinstance(persona, (int, np.integer)) or not -1 <= int(persona) < k:
             raise ConfigError(f"persona must be an int in [-1, {self.config.num_personas - 1}] "
                               f"(num_personas={self.config.num_personas}), got {persona!r}")
         self._persona = int(persona)

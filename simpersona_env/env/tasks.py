@@ -8,7 +8,7 @@ BrowserGym's ``core/task.py``.
 * ``goal``: an instruction drawn from the catalog (a product type, some attributes and options,
   a price limit); reward by the WebShop formula (Yao et al., 2022)::
 
-      r = type_match * (matched attributes + matched options + price ok) / (attributes + options + 1)
+      r = type_match * (matched attrs + matched options + price ok) / (attrs + options + 1)
 
   and success means ``r == 1``.
 
@@ -77,7 +77,8 @@ def goal_reward(goal: Goal, product: Any, options: Mapping[str, str]) -> float:
 
     Type match is 1 when the product type is the goal's (case-insensitive), else 0.
     """
-    if goal.product_type and (product.product_type or "").casefold() != goal.product_type.casefold():
+    ptype = (product.product_type or "").casefold()
+    if goal.product_type and ptype != goal.product_type.casefold():
         return 0.0
     attrs = {k.casefold(): str(v).casefold() for k, v in product.attributes.items()}
     matched_attrs = sum(attrs.get(k.casefold()) == str(v).casefold()
@@ -141,7 +142,8 @@ class GoalTask(Task):
     needs_catalog = True
 
     def __init__(self, max_attributes: int = 2, max_options: int = 2, price_slack: float = 0.5):
-        self.max_attributes, self.max_options, self.price_slack = max_attributes, max_options, price_slack
+        self.max_attributes, self.max_options = max_attributes, max_options
+        self.price_slack = price_slack
 
     def setup(self, rng, catalog, goal):  # type: ignore[override]
         if goal is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote_plus, unquote, urljoin, urlsplit, urlunsplit
 
@@ -57,6 +58,7 @@ class HttpBackend:
         self.base_url = base_url.rstrip("/")
         # a private loop: no sockets, no thread hop, and each env (thread) has its own
         self._loop = asyncio.new_event_loop()
+        self._helper: ThreadPoolExecutor | None = None
         self.cookies: dict[str, str] = {}
         self.page: Page | None = None
         self.values: dict[str, str | bool] = {}
@@ -113,13 +115,16 @@ class HttpBackend:
         return self.cookies.get(name)
 
     def close(self) -> None:
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
         if not self._loop.is_closed():
             self._loop.close()
 
     def __del__(self) -> None:  # envs made and dropped without close() (check_env does)
         try:
             self.close()
-        except Exception:  # noqa: BLE001 (interpreter shutdown)
+        except Exception:
             pass
 
     # -- browser emulation -----------------------------------------------------------------
@@ -137,7 +142,8 @@ class HttpBackend:
         if element.role == "radio":
             page = self._page()
             for other in page.elements.values():
-                if other.role == "radio" and other.name == element.name and other.form == element.form:
+                same_group = other.name == element.name and other.form == element.form
+                if other.role == "radio" and same_group:
                     self.values[other.id] = False
             self.values[element.id] = True
         else:
@@ -169,7 +175,7 @@ class HttpBackend:
 
     def _navigate(self, method: str, url: str, body: bytes = b"") -> None:
         for _ in range(_MAX_REDIRECTS + 1):
-            status, headers, content = self._loop.run_until_complete(self._request(method, url, body))
+            status, headers, content = self._run(self._request(method, url, body))
             self._store_cookies(headers)
             location = next((v for k, v in headers if k == "location"), None)
             if status in (301, 302, 303, 307, 308) and location:
@@ -181,9 +187,21 @@ class HttpBackend:
             m = _CHARSET.search(ctype)
             html = content.decode(m.group(1) if m else "utf-8", errors="replace")
             # a new document: typed values belong to the old one
-            self.page, self.values = parse_page(html, urlsplit(url)._replace(fragment="").geturl()), {}
+            url = urlsplit(url)._replace(fragment="").geturl()
+            self.page, self.values = parse_page(html, url), {}
             return
         raise ActionError(f"too many redirects from {url}")
+
+    def _run(self, coro: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop.run_until_complete(coro)
+        # A loop already runs in this thread (a notebook, Playwright's sync API) and ours cannot
+        # run inside it: run ours in a helper thread instead (one hop, only in this case).
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="simpersona-http")
+        return self._helper.submit(self._loop.run_until_complete, coro).result()
 
     def _store_cookies(self, headers: list[tuple[str, str]]) -> None:
         for key, value in headers:
@@ -203,7 +221,8 @@ class HttpBackend:
         headers = [(b"host", host.encode()), (b"user-agent", b"simpersona-http"),
                    (b"accept", b"text/html")]
         if self.cookies:
-            headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()).encode()))
+            jar = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            headers.append((b"cookie", jar.encode()))
         if method == "POST":
             headers += [(b"content-type", b"application/x-www-form-urlencoded"),
                         (b"content-length", str(len(body)).encode())]

@@ -78,7 +78,7 @@ class PlaywrightBackend:
             await self._new_context([])
         self._prefetched = None
         try:
-            await self._page.goto(url, wait_until="load")
+            await self._page.goto(url, wait_until="domcontentloaded")
         except PlaywrightError as exc:
             raise UnreachableURLError(f"could not load {url}: {str(exc).splitlines()[0]}; check "
                                       "that the site is up and the URL is right") from exc
@@ -107,9 +107,10 @@ class PlaywrightBackend:
         try:
             await move
             # a click or Enter that navigates returns once the navigation has started
-            await self._page.wait_for_load_state("load")
+            await self._page.wait_for_load_state("domcontentloaded")
         except PlaywrightError as exc:
-            raise ActionError(f"could not act on [{element.id}]: {str(exc).splitlines()[0]}") from exc
+            first = str(exc).splitlines()[0]
+            raise ActionError(f"could not act on [{element.id}]: {first}") from exc
         # read the page in the same call: one thread hop per step instead of two
         self._prefetched = await self._read()
 
@@ -127,7 +128,7 @@ class PlaywrightBackend:
                 return url, html
             except PlaywrightError:
                 # a navigation (e.g. a meta refresh) replaced the document mid-read: wait, retry
-                await self._page.wait_for_load_state("load")
+                await self._page.wait_for_load_state("domcontentloaded")
         url, html = await self._page.evaluate(SYNC_DOM_JS, INTERACTIVE)
         return url, html
 
@@ -146,5 +147,5 @@ class PlaywrightBackend:
         context, self._context, self._page = self._context, None, None
         try:
             self.browser.call(context.close(), timeout_s=10)
-        except Exception:  # noqa: BLE001 (the browser may already be gone at exit)
+        except Exception:
             pass

@@ -47,7 +47,7 @@ def test_parse_errors_name_the_expected_form(text, fragment):
 def test_prompt_is_generated_from_the_table():
     lines = describe_actions().splitlines()
     assert len(lines) == len(ACTIONS)
-    for spec, line in zip(ACTIONS.values(), lines):
+    for spec, line in zip(ACTIONS.values(), lines, strict=True):
         assert line.startswith(spec.signature + ": ")
         assert parse_action(spec.example).name == spec.name  # every example parses
 

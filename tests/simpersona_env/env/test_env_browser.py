@@ -5,8 +5,8 @@ sharing the one browser."""
 from __future__ import annotations
 
 import functools
-import json
 import http.server
+import json
 import re
 import socket
 import threading
@@ -114,7 +114,7 @@ def test_goal_oracle_in_the_browser():
 
 
 def info_goal_pid(env) -> str:
-    return env.unwrapped._goal.product_id  # noqa: SLF001 (the goal's hidden product)
+    return env.unwrapped._goal.product_id
 
 
 def test_missing_browser_gives_an_install_hint():
@@ -210,7 +210,7 @@ def test_browser_envs_in_threads_share_one_browser_and_shop(chromium):
             obs, _, _, _, step = env.step("click[add-to-cart]")
             results[i] = (info["visitor_id"], obs["text"], step["cart_value"])
             env.close()
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=shop, args=(i,)) for i in range(4)]

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-import simpersona_env.commands.bench_env  # noqa: F401 (registers the structured configs)
-import simpersona_env.commands.demo  # noqa: F401
+import simpersona_env.commands.bench_env
+import simpersona_env.commands.demo
 import simpersona_env.commands.play  # noqa: F401
 from simpersona_env.config import compose
 from simpersona_env.env.settings import env_kwargs

@@ -94,3 +94,18 @@ def test_buttons_and_links_that_do_nothing(backend):
     assert backend.read()[0] is page  # no request
     with pytest.raises(ActionError, match="needs JavaScript"):
         backend.click(page.elements["js"])
+
+
+def test_works_inside_a_running_event_loop():
+    """A notebook or Playwright's sync API runs a loop in the caller's thread."""
+    import asyncio
+
+    async def inside() -> str:
+        b = HttpBackend(APP)
+        try:
+            b.goto("/echo?q=1")
+            return _seen(b)
+        finally:
+            b.close()
+
+    assert asyncio.run(inside()) == "seen: q=1 cookie=None"

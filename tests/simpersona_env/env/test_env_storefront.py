@@ -269,7 +269,7 @@ def test_16_envs_in_threads_share_one_shop_without_mixing():
                 assert obs["last_action_error"] == "", obs["last_action_error"]
             results[i] = (info["visitor_id"], step_info["cart_value"])
             env.close()
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=shop, args=(i,)) for i in range(16)]
