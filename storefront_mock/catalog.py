@@ -9,7 +9,8 @@ A :class:`Catalog` holds the products and collections of one merchant. It loads 
 * a deterministic generator (:func:`builtin`), so that everything runs with no data at all.
 
 Search is BM25F over title, brand and category (field weights, per-field length
-normalisation), served from an inverted index, so a query costs the postings of its terms rather than a pass over the catalog.
+normalisation), served from an inverted index, so a query costs the postings of its terms
+rather than a pass over the catalog.
 
 Example:
     >>> cat = builtin(seed=0, n_products=40)
@@ -255,7 +256,8 @@ class Catalog:
 
     def search(self, query: str, limit: int | None = None) -> list[Product]:
         """Products matching ``query``, most relevant first (BM25F over title, brand and
-        category with field weights; ties go to the more popular product). Empty when nothing matches.
+        category with field weights; ties go to the more popular product). Empty when nothing
+        matches.
 
         Example:
             >>> builtin(n_products=30).search("zzz-not-there")
@@ -475,8 +477,8 @@ def load_flipkart(path: str | Path, *, store_id: str = "flipkart",
     Category from ``product_category_tree`` (``A >> B >> C``, per-brand and product-name
     tails dropped); price = ``discounted_price``, list price = ``retail_price``; attributes from
     ``product_specifications``; its Color and Size become single-choice options; brand from
-    the ``brand`` column, else the spec's Brand, else the tree's per-brand level; popularity is a stable per-id score (the
-    crawl has no sales or rating counts).
+    the ``brand`` column, else the spec's Brand, else the tree's per-brand level; popularity
+    is a stable per-id score (the crawl has no sales or rating counts).
 
     Raises:
         DataMissingError: the file is not there (the message names SIMPERSONA_DATA_DIR).
@@ -710,7 +712,8 @@ _BUILTIN_KINDS: list[tuple[tuple[str, ...], str, tuple[str, ...], tuple[float, f
                  "Noise cancelling": ("Yes", "No")},
      {"Color": ("Black", "White", "Silver")}),
     (("Electronics", "Phones", "Smartphones"), "Smartphone", ("Voltix", "Orbit", "Nimbus"),
-     (149, 999), {"Screen": ("6.1 inch", "6.5 inch", "6.7 inch"), "Camera": ("48 MP", "64 MP", "108 MP")},
+     (149, 999), {"Screen": ("6.1 inch", "6.5 inch", "6.7 inch"),
+                  "Camera": ("48 MP", "64 MP", "108 MP")},
      {"Storage": ("64 GB", "128 GB", "256 GB"), "Color": ("Black", "Blue", "Green")}),
     (("Home", "Kitchen", "Coffee Mugs"), "Coffee Mug", ("Hearth", "Claystone"), (6, 29),
      {"Material": ("Ceramic", "Stoneware", "Glass"), "Capacity": ("250 ml", "350 ml", "450 ml"),

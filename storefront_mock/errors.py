@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["StorefrontError", "UnknownNameError", "DataMissingError", "CatalogError", "did_you_mean"]
+__all__ = ["StorefrontError", "UnknownNameError", "DataMissingError", "CatalogError",
+           "did_you_mean"]
 
 
 class StorefrontError(Exception):

@@ -24,8 +24,8 @@ from storefront_mock.catalog import (
     builtin,
     from_events,
     load_amazon,
-    read_event_frame,
     load_flipkart,
+    read_event_frame,
     slugify,
 )
 from storefront_mock.errors import DataMissingError, StorefrontError, UnknownNameError

@@ -17,7 +17,8 @@ from simpersona_env.config import compose, to_object
 from simpersona_env.errors import ConfigError, DataError, UnknownNameError
 
 
-@pytest.mark.parametrize("preset", ["builtin", "builtin_multi", "flipkart", "amazon", "multi", "events"])
+@pytest.mark.parametrize("preset", ["builtin", "builtin_multi", "flipkart", "amazon", "multi",
+                                    "events"])
 def test_store_presets_compose(preset):
     cfg = compose("shop", [f"store={preset}", "port=0"])
     assert cfg.store.name == preset and cfg.host == "127.0.0.1"
@@ -77,7 +78,8 @@ def test_shop_serves_and_writes_events(tmp_path):
 
 
 def test_shop_errors_are_library_errors(tmp_path):
-    with pytest.raises(UnknownNameError, match="amazon, builtin, builtin_multi, events, flipkart, multi"):
+    with pytest.raises(UnknownNameError,
+                       match="amazon, builtin, builtin_multi, events, flipkart, multi"):
         shop.run(compose("shop", ["store.name=bultin", "port=0"]))
     with pytest.raises(DataError, match="SIMPERSONA_DATA_DIR"):
         shop.run(compose("shop", ["store=amazon", f"store.data_dir={tmp_path}", "port=0"]))

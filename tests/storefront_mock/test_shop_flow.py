@@ -19,7 +19,8 @@ CHECKOUT = {"email": "ann@example.com", "name": "Ann Lee", "address": "1 Main St
 
 
 def errors(html: str) -> dict[str, str]:
-    return {n.attributes["data-sp-error"]: n.text() for n in HTMLParser(html).css("[data-sp-error]")}
+    nodes = HTMLParser(html).css("[data-sp-error]")
+    return {n.attributes["data-sp-error"]: n.text() for n in nodes}
 
 
 def value_of(html: str, sp_id: str) -> str | None:

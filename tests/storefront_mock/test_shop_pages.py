@@ -23,7 +23,8 @@ def page_kind(html: str) -> str:
 
 
 def errors(html: str) -> dict[str, str]:
-    return {n.attributes["data-sp-error"]: n.text() for n in HTMLParser(html).css("[data-sp-error]")}
+    nodes = HTMLParser(html).css("[data-sp-error]")
+    return {n.attributes["data-sp-error"]: n.text() for n in nodes}
 
 
 def _product_with_options(catalog):
