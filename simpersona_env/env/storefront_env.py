@@ -156,6 +156,8 @@ class StorefrontEnv(gym.Env[dict, str]):
     ``gym.make("simpersona/Storefront-v0", store="builtin", backend="http", task="browse")``
     and every field of :class:`StorefrontEnvConfig`; ``app`` shares one bundled-shop app (its
     carts and event log) between envs; ``render_mode="ansi"`` returns the text.
+    Vector envs: ``gym.vector.SyncVectorEnv`` as is; ``AsyncVectorEnv`` with
+    ``shared_memory=False`` (text spaces have no fixed-size buffer).
 
     ## Version History
 

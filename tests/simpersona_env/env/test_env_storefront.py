@@ -326,3 +326,18 @@ def test_stepping_imports_no_heavy_module():
             " if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _small_env():
+    return gym.make(ENV_ID, n_products=20)
+
+
+@pytest.mark.slow
+def test_async_vector_env():
+    envs = gym.vector.AsyncVectorEnv([_small_env] * 2, shared_memory=False)
+    try:
+        envs.reset(seed=0)
+        obs, _, terminated, _, _ = envs.step(["click[nav-cart]", "stop"])
+        assert obs["url"][0].endswith("/s/builtin/cart") and list(terminated) == [False, True]
+    finally:
+        envs.close()
