@@ -125,7 +125,7 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
 
     Returns:
         A DataFrame with the columns and types of :func:`buyer_schema`, sorted by
-        (merchant_id, buyer_id).
+        (merchant_id, buyer_id) unless ``assume_sorted``.
 
     Raises:
         SchemaError: when a needed canonical column is missing.
@@ -133,8 +133,17 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         ConfigError: when ``max_len < 1`` or ``heldout_fraction`` is outside [0, 1].
 
     Example:
-        >>> buyers = build_buyers(pl.read_parquet("runs/ingest/rees46/events"))  # doctest: +SKIP
+        >>> buyers = build_buyers(read_events("runs/ingest/rees46"))  # doctest: +SKIP
     """
+    return _build(events, max_len=max_len, heldout_fraction=heldout_fraction, seed=seed,
+                  context=context, assume_sorted=assume_sorted, with_funnel=False)
+
+
+def _build(events: pl.DataFrame | pl.LazyFrame, *, max_len: int, heldout_fraction: float,
+           seed: int, context: pl.DataFrame | None, assume_sorted: bool, with_funnel: bool
+           ) -> Any:
+    """build_buyers, optionally also returning the per-buyer funnel table of
+    :func:`simpersona_env.buyers.stats.buyer_funnel` (computed in the same pass)."""
     import polars as pl
 
     from simpersona_env.buyers.split import buyer_split
@@ -199,6 +208,7 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
     ev = ev.with_columns(
         _v=(te == code["product_view"]).cast(pl.UInt32),
         _c=(te == code["add_to_cart"]).cast(pl.UInt32),
+        _k=(te == event_codes["checkout_start"]).cast(pl.UInt32),
         _p=(te == code["purchase"]).cast(pl.UInt32),
         _s=(te == code["search"]).cast(pl.UInt32),
         _ov=pl.when((te == code["purchase"]) & pl.col("price").is_finite())
@@ -221,6 +231,8 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         pl.col("_p").sum().alias("_n_purchase"),
         pl.col("_s").sum().alias("_n_search"),
         pl.col("_ov").sum().alias("order_value"),
+        pl.col("_ov").count().alias("_n_priced"),
+        pl.col("_k").sum().alias("_n_checkout"),
         pl.col("_vl").mean().alias("price_level"),
         cat.drop_nulls().n_unique().alias("_n_cat"),
         pl.col("_ci").sum().alias("_n_cat_events"),
@@ -277,11 +289,22 @@ def build_buyers(events: pl.DataFrame | pl.LazyFrame, *, max_len: int = 64,
         pl.Series("recency_days", rec, dtype=pl.Float64),
         buyer_split(out["merchant_id"], out["buyer_id"], heldout_fraction=heldout_fraction,
                     seed=seed))
+    if with_funnel:
+        funnel = out.select(
+            "merchant_id", "buyer_id", pl.col("n_events").cast(pl.UInt32),
+            pl.col("n_sessions").cast(pl.UInt32),
+            reached_product_view=pl.col("n_product_views") > 0,
+            reached_add_to_cart=pl.col("_n_cart") > 0,
+            reached_checkout_start=pl.col("_n_checkout") > 0,
+            reached_purchase=pl.col("_n_purchase") > 0,
+            order_value=pl.col("order_value").fill_null(0.0),
+            n_priced_purchases=pl.col("_n_priced").cast(pl.UInt32))
     schema = buyer_schema()
     # never NaN: an undefined rate or mean is 0 (spec.py)
-    return out.select([
+    buyers = out.select([
         pl.col(name).cast(dtype).fill_null(0.0).fill_nan(0.0) if dtype == pl.Float64
         else pl.col(name).cast(dtype) for name, dtype in schema.items()])
+    return (buyers, funnel) if with_funnel else buyers
 
 
 def _unknown_events(events: pl.DataFrame | pl.LazyFrame) -> str:

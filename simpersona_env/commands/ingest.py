@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -27,8 +27,8 @@ class RunnerConfig:
     """Where the pipeline runs: ``local`` (Polars in this process) or ``ray``."""
 
     name: str = field("local", help="local or ray")
-    num_cpus: Optional[int] = field(None, help="ray: CPUs of a local instance (null: all)")
-    address: Optional[str] = field(None, help="ray: cluster address (null: start a local one)")
+    num_cpus: int | None = field(None, help="ray: CPUs of a local instance (null: all)")
+    address: str | None = field(None, help="ray: cluster address (null: start a local one)")
 
 
 @dataclass
@@ -38,9 +38,9 @@ class IngestConfig:
     data: DataConfig = field(default_factory=DataConfig, help="the log and its mapping "
                              "(data=rees46|taobao|tmall|otto|mapping)")
     runner: RunnerConfig = field(default_factory=RunnerConfig, help="runner=local|ray")
-    out_dir: Optional[str] = field(None, help="output folder (default runs/ingest/<data.name>)")
+    out_dir: str | None = field(None, help="output folder (default runs/ingest/<data.name>)")
     strict: bool = field(False, help="fail on the first bad row instead of quarantining")
-    units: int = field(0, help="buyer units for sessions and buyers (0: one per 256 MiB)")
+    units: int = field(0, help="buyer units for sessions and buyers (0: one per 64 MiB)")
     buyers: bool = field(True, help="build buyer representations and merchant statistics")
     max_len: int = field(64, help="events kept per buyer as tokens")
     heldout_fraction: float = field(0.5, help="share of each merchant's buyers held out")
