@@ -25,7 +25,7 @@ from simpersona_env.env.actions import (
 from simpersona_env.env.render import Page, parse_page
 from simpersona_env.env.spaces import AnyText
 from simpersona_env.env.tasks import TASKS, BrowseTask, Goal, GoalTask, Task, goal_reward
-from simpersona_env.env.wrappers import RecordFunnel, RecordGoalSuccess
+from simpersona_env.env.wrappers import RecordFunnel, RecordGoalSuccess, SamplePersona
 
 __all__ = [
     # actions
@@ -35,7 +35,7 @@ __all__ = [
     # tasks
     "TASKS", "Task", "BrowseTask", "GoalTask", "Goal", "goal_reward", "ShopOracle",
     # wrappers
-    "RecordFunnel", "RecordGoalSuccess",
+    "RecordFunnel", "RecordGoalSuccess", "SamplePersona",
     # the env
     "StorefrontEnv", "StorefrontEnvConfig",
 ]

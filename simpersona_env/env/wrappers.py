@@ -12,11 +12,15 @@ Example:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
-__all__ = ["RecordFunnel", "RecordGoalSuccess"]
+from simpersona_env.errors import ConfigError
+
+__all__ = ["RecordFunnel", "RecordGoalSuccess", "SamplePersona"]
 
 
 class RecordFunnel(gym.Wrapper):
@@ -83,3 +87,36 @@ class RecordGoalSuccess(gym.Wrapper):
             self.episodes.append(goal)
             info = {**info, "goal": goal}
         return obs, reward, terminated, truncated, info
+
+
+class SamplePersona(gym.Wrapper):
+    """Each reset draws the buyer type ``k ~ probs`` (a merchant's population) unless
+    ``options["persona"]`` names one; the same seed gives the same draw.
+
+    Example:
+        >>> import gymnasium as gym, simpersona_env
+        >>> env = SamplePersona(gym.make("simpersona/Storefront-v0", num_personas=4),
+        ...                     [0.0, 0.0, 1.0, 0.0])
+        >>> int(env.reset(seed=0)[0]["persona"])
+        2
+    """
+
+    def __init__(self, env: gym.Env, probs: Sequence[float]):
+        super().__init__(env)
+        p = np.asarray(probs, dtype=float)
+        k = int(env.observation_space["persona"].n) - 1
+        if p.ndim != 1 or len(p) != k or (p < 0).any() or not np.isclose(p.sum(), 1.0):
+            raise ConfigError(f"probs must be {k} non-negative numbers summing to 1 (one per "
+                              f"buyer type of the env), got {len(p)} summing to {p.sum():.3f}")
+        self.probs = p
+        self._rng: np.random.Generator | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        # its own generator, seeded with the episode seed: the env's draws (visitor, goal) stay
+        # what they are without this wrapper
+        if seed is not None or self._rng is None:
+            self._rng = np.random.default_rng(seed)
+        options = dict(options or {})
+        if options.get("persona") is None:
+            options["persona"] = int(self._rng.choice(len(self.probs), p=self.probs))
+        return super().reset(seed=seed, options=options)

@@ -341,3 +341,15 @@ def test_async_vector_env():
         assert obs["url"][0].endswith("/s/builtin/cart") and list(terminated) == [False, True]
     finally:
         envs.close()
+
+
+def test_sample_persona_draws_from_the_population_reproducibly():
+    from simpersona_env.env import SamplePersona
+
+    env = SamplePersona(gym.make(ENV_ID, num_personas=3, n_products=20), [0.2, 0.0, 0.8])
+    draws = [int(env.reset(seed=s)[0]["persona"]) for s in range(30)]
+    assert set(draws) <= {0, 2} and draws.count(2) > draws.count(0)
+    assert draws == [int(env.reset(seed=s)[0]["persona"]) for s in range(30)]
+    assert int(env.reset(options={"persona": 1})[0]["persona"]) == 1  # an explicit one wins
+    with pytest.raises(ConfigError, match="probs must be 3 non-negative numbers"):
+        SamplePersona(gym.make(ENV_ID, num_personas=3, n_products=20), [0.5, 0.5])
