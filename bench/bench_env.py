@@ -1,6 +1,6 @@
 """Benchmark of the storefront env (same as ``simpersona bench env``).
 
-    .venv/bin/python bench/bench_env.py [key=value ...]   e.g. steps=500 out=out/bench_env
+    .venv/bin/python bench/bench_env.py [key=value ...]   e.g. steps=500 out=reports/bench_env
 
 In one run: median/p90 step latency and steps/s of the ``http`` backend, the ``playwright``
 backend and a raw Playwright loop doing the same clicks with ``content()`` (the floor); memory

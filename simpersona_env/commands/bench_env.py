@@ -2,7 +2,7 @@
 
 Example:
     $ simpersona bench env
-    $ simpersona bench env steps=500 out=out/bench_env
+    $ simpersona bench env steps=500 out=reports/bench_env
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class BenchEnvConfig:
     memory_envs: int = field(4, help="browser envs opened at once for the memory figure")
     store: str = field("builtin", help="bundled store preset to step through")
     browser_path: str = field("", help="Chromium executable (default: see find_browser)")
-    out: str = field("out/bench_env", help="folder for bench_env.json and bench_env.png")
+    out: str = field("reports/bench_env", help="folder for bench_env.json and bench_env.png")
 
 
 def _cycle(first_product: str, collection: str) -> list[tuple[str, str]]:
