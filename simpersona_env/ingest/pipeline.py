@@ -153,7 +153,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                        file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
                                                      f"f{file_index:05d}-"
                                                      f"{a.index_in_partition}.parquet")),
-        mkdir=True, compression="lz4", engine="streaming")
+        mkdir=True, compression="uncompressed", engine="streaming")
     unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
     staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
     codes = (staged.group_by(CODE).len().collect() if staged is not None
