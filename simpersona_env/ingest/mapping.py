@@ -98,8 +98,8 @@ class SourceMapping:
                                    "values not listed are quarantined as unknown_event")
     timestamp: TimestampSpec = field(default_factory=TimestampSpec, help="timestamp parsing")
     merchant: MerchantKey = field(default_factory=MerchantKey, help="merchant key")
-    replace: dict[str, list[str]] = field({}, help="canonical field -> [regex, replacement] "
-                                          "applied to the text, e.g. brand: ['\\.0$', '']")
+    replace: dict[str, list[str]] = field({}, help="canonical field -> [regex, replacement], "
+                                          "every match replaced, e.g. brand: ['\\.0$', '']")
     source: str | None = field(None, help="the `source` value of its rows (default: the "
                                   "log's name)")
 

@@ -286,7 +286,7 @@ def _field(s: SourceMapping, name: str, schema: Any) -> pl.Expr:
         return pl.lit(None, pl.String)
     if name in s.replace:
         pattern, repl = s.replace[name]
-        e = e.str.replace(pattern, repl)
+        e = e.str.replace_all(pattern, repl)
     return e
 
 
