@@ -29,6 +29,8 @@ class DemoConfig:
     backend: BackendConfig = field(help="http or playwright (config group)",
                                    default_factory=BackendConfig)
     task: TaskConfig = field(help="browse or goal (config group)", default_factory=TaskConfig)
+    store_id: str = field("", help="the store where episodes start when the shop has several "
+                          "(default: the first)")
     episodes: int = field(1, help="how many episodes the scripted buyer shops")
     seed: int = field(0, help="seed of the first episode (goal, visitor)")
     verbose: bool = field(True, help="print each action as it is taken")

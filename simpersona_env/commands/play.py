@@ -27,6 +27,8 @@ class PlayConfig:
     backend: BackendConfig = field(help="http or playwright (config group)",
                                    default_factory=BackendConfig)
     task: TaskConfig = field(help="browse or goal (config group)", default_factory=TaskConfig)
+    store_id: str = field("", help="the store where episodes start when the shop has several "
+                          "(default: the first)")
     url: str = field("", help="any shop's URL instead of the bundled store (playwright only)")
     seed: int = field(0, help="episode seed (visitor, drawn goal)")
     persona: int = field(-1, help="the buyer type shown in the observation (-1: none)")

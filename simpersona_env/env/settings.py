@@ -48,7 +48,8 @@ register("task_schema", TaskConfig, group="task")
 
 def env_kwargs(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """``gym.make`` keywords from a command config with ``store``, ``backend``, ``task``
-    (and optionally ``url``: any site instead of the bundled store, ``num_personas``)."""
+    (and optionally ``url``: any site instead of the bundled store, ``store_id``: where
+    episodes start when the shop has several stores, ``num_personas``)."""
     c = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     store, backend, task = c.get("store") or {}, c.get("backend") or {}, c.get("task") or {}
     kwargs: dict[str, Any] = {
@@ -62,15 +63,23 @@ def env_kwargs(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     if not c.get("url"):
         kwargs.update(data_dir=store.get("data_dir") or "", catalog_seed=int(store.get("seed", 0)),
                       n_products=int(store.get("n_products", 120)), theme=store.get("theme") or "")
+    if c.get("store_id"):
+        kwargs["store_id"] = str(c.store_id)
     if c.get("num_personas"):
         kwargs["num_personas"] = int(c.num_personas)
     return kwargs
 
 
 def make_env(cfg: DictConfig | dict[str, Any], **extra: Any) -> Any:
-    """``gym.make(ENV_ID, **env_kwargs(cfg), **extra)``."""
+    """``gym.make(ENV_ID, **env_kwargs(cfg), **extra)``; the bundled stores are built from the
+    whole ``store`` group (every preset, event-log stores, themes) unless ``url`` is set."""
     import gymnasium as gym
 
     import simpersona_env  # noqa: F401 (registers the id)
 
+    c = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    if not c.get("url") and c.get("store") is not None and "app" not in extra:
+        from simpersona_env.commands.shop import build_stores
+
+        extra.setdefault("stores", build_stores(OmegaConf.to_container(c.store, resolve=True)))
     return gym.make(ENV_ID, **{**env_kwargs(cfg), **extra})

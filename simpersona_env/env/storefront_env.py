@@ -155,7 +155,9 @@ class StorefrontEnv(gym.Env[dict, str]):
 
     ``gym.make("simpersona/Storefront-v0", store="builtin", backend="http", task="browse")``
     and every field of :class:`StorefrontEnvConfig`; ``app`` shares one bundled-shop app (its
-    carts and event log) between envs; ``render_mode="ansi"`` returns the text.
+    carts and event log) between envs; ``stores`` (``storefront_mock`` stores, e.g. from
+    ``make_stores`` or an event log) builds the env's own shop from them instead of ``store``;
+    ``render_mode="ansi"`` returns the text.
     Vector envs: ``gym.vector.SyncVectorEnv`` as is; ``AsyncVectorEnv`` with
     ``shared_memory=False`` (text spaces have no fixed-size buffer).
 
@@ -178,7 +180,8 @@ class StorefrontEnv(gym.Env[dict, str]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, render_mode: str | None = None, app: Any = None, **settings: Any):
+    def __init__(self, render_mode: str | None = None, app: Any = None, stores: Any = None,
+                 **settings: Any):
         try:
             self.config = cfg = StorefrontEnvConfig(**settings)
         except TypeError as exc:
@@ -200,8 +203,17 @@ class StorefrontEnv(gym.Env[dict, str]):
         self.backend: Any = None
 
         self.is_bundled = not re.match(r"^https?://", cfg.store)
+        if app is not None and stores is not None:
+            raise ConfigError("pass app= (a shop to share) or stores= (to build one), not both")
         if self.is_bundled:
-            self.app = app if app is not None else self._make_app(cfg)
+            if app is not None:
+                self.app = app
+            elif stores is not None:
+                from storefront_mock.app import create_app
+
+                self.app = create_app(stores)
+            else:
+                self.app = self._make_app(cfg)
             self.shop = self.app.state.shop
             self.store_id = cfg.store_id or next(iter(self.shop.stores))
             if self.store_id not in self.shop.stores:
@@ -209,8 +221,9 @@ class StorefrontEnv(gym.Env[dict, str]):
             self.catalog = self.shop.stores[self.store_id].catalog
             start_path = f"/s/{self.store_id}/"
         else:
-            if app is not None:
-                raise ConfigError("app= is the bundled shop to use; it cannot go with a URL store")
+            if app is not None or stores is not None:
+                raise ConfigError("app= and stores= are for the bundled shop; they cannot go "
+                                  "with a URL store")
             if cfg.backend == "http":
                 raise ConfigError(f"the http backend drives only the bundled shop, not "
                                   f"{cfg.store}; use backend=playwright for other sites")

@@ -134,6 +134,15 @@ def test_unknown_names_raise_typed_errors_naming_choices(kwargs, kind, choice):
     assert f"did you mean '{choice}'" in message
 
 
+def test_env_from_stores():
+    stores = make_stores("builtin", n_products=12, theme="grid")
+    env = gym.make(ENV_ID, stores=stores)
+    obs, _ = env.reset(seed=0)
+    assert env.unwrapped.catalog is stores[0].catalog and "path: /s/builtin/" in obs["text"]
+    with pytest.raises(ConfigError, match="not both"):
+        gym.make(ENV_ID, stores=stores, app=create_app(stores))
+
+
 def test_bad_settings_raise_config_errors():
     with pytest.raises(ConfigError, match="valid settings: store"):
         gym.make(ENV_ID, stor="builtin")
