@@ -161,19 +161,72 @@ def _bad_field_counts(path: Path, s: SourceMapping, n_cols: int, header_lines: i
     return int(counted["n"][0]), bad
 
 
+def _field_counts_numpy(path: Path, s: SourceMapping, n_cols: int, header_lines: int,
+                        chunk: int = 32 << 20) -> tuple[int, Any] | None:
+    """The raw pass on bytes: separators per line by binary search of separator positions
+    among newline positions, 32 MiB at a time (~2x the Polars line pass, bounded memory).
+
+    Returns None when the file holds the quote character (quoted separators need the
+    quote-aware pass).
+    """
+    import numpy as np
+    import polars as pl
+
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    n, pos, row0 = data.size, 0, -header_lines
+    sep, quote = ord(s.separator), ord(s.quote_char) if s.quote_char else -1
+    blank: list[Any] = []
+    wrong: list[Any] = []
+    while pos < n:
+        end = min(n, pos + chunk)
+        while end < n and data[end - 1] != 10:  # extend the chunk to a line end
+            nxt = np.flatnonzero(data[end:end + (1 << 16)] == 10)
+            end = end + int(nxt[0]) + 1 if nxt.size else min(n, end + (1 << 16))
+        c = np.asarray(data[pos:end])
+        if quote >= 0 and (c == quote).any():
+            return None
+        nls = np.flatnonzero(c == 10)
+        if end == n and (nls.size == 0 or nls[-1] != c.size - 1):
+            nls = np.append(nls, c.size)  # a last line without a newline
+        per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
+        starts = np.concatenate(([0], nls[:-1] + 1))
+        length = nls - starts
+        cr = (length > 0) & (c[np.minimum(np.maximum(nls - 1, 0), c.size - 1)] == 13)
+        length = length - cr
+        rows = np.arange(row0, row0 + nls.size)
+        keep = rows >= 0  # skip the header line(s)
+        is_blank = keep & (length == 0)
+        blank.append(rows[is_blank])
+        wrong.append(rows[keep & ~is_blank & (per + 1 != n_cols)])
+        row0 += nls.size
+        pos = end
+    schema = {"_row": pl.UInt32, "_blank": pl.Boolean}
+    b = np.concatenate(blank) if blank else np.zeros(0, np.int64)
+    w = np.concatenate(wrong) if wrong else np.zeros(0, np.int64)
+    bad = pl.DataFrame({"_row": np.concatenate([b, w]),
+                        "_blank": np.concatenate([np.ones(b.size, bool), np.zeros(w.size, bool)])},
+                       schema=schema)
+    return max(row0, 0), bad
+
+
 def _scan_csv(path: Path, s: SourceMapping, info: FileInfo, names: list[str]) -> pl.LazyFrame:
     import polars as pl
 
     info.header_lines = 1 if s.has_header else 0
-    n_lines, bad = _bad_field_counts(path, s, len(names), info.header_lines)
+    counted = _field_counts_numpy(path, s, len(names), info.header_lines)
+    if counted is None:
+        n_lines, bad = _bad_field_counts(path, s, len(names), info.header_lines)
+        bad = bad.select("_row", _blank=pl.col("_raw_bad").str.len_bytes() == 0)
+    else:
+        n_lines, bad = counted
     info.lines = n_lines
     lf = pl.scan_csv(path, has_header=False, skip_rows=info.header_lines, separator=s.separator,
                      quote_char=s.quote_char, schema={n: pl.String for n in names},
                      truncate_ragged_lines=True, empty_string_is_null=False,
                      row_index_name="_row", missing_columns="insert", extra_columns="ignore")
     if bad.height:
-        blank = bad.filter(pl.col("_raw_bad").str.len_bytes() == 0)["_row"]
-        wrong = bad.filter(pl.col("_raw_bad").str.len_bytes() > 0)["_row"]
+        blank = bad.filter(pl.col("_blank"))["_row"]
+        wrong = bad.filter(~pl.col("_blank"))["_row"]
         shape = (pl.when(pl.col("_row").is_in(blank.implode())).then(pl.lit(1, pl.UInt8))
                  .when(pl.col("_row").is_in(wrong.implode())).then(pl.lit(2, pl.UInt8))
                  .otherwise(pl.lit(0, pl.UInt8)))
