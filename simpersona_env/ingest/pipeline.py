@@ -132,28 +132,44 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     """Parse one input file; stage good rows by unit, write its quarantine part."""
     import polars as pl
 
-    from simpersona_env.ingest.read import first_bad_row, scan_source
+    from simpersona_env.ingest.read import first_bad_row, is_utf8_error, scan_source
 
     stage_dir = Path(stage)
     lf, info = scan_source(Path(path), source, file_index, stage_dir)
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
     if lf is None:
         return result
-    if strict:
-        bad = first_bad_row(lf)
-        if bad is not None:
-            raise DataError(f"{path}:{bad['line']}: {bad['reason']}: {bad['detail']} "
-                            "(strict=true stops at the first bad row; set strict=false to "
-                            "quarantine bad rows with their reasons and go on)")
     unit = (pl.struct("merchant_id", "buyer_id").hash(seed=0) % units).cast(pl.UInt32)
-    # One streaming pass, one sink: good and bad rows are staged together by unit (bad rows
-    # carry their raw fields); a second sink would make Polars read the file twice.
-    lf.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, _unit=unit).sink_parquet(
-        pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
-                       file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
-                                                     f"f{file_index:05d}-"
-                                                     f"{a.index_in_partition}.parquet")),
-        mkdir=True, compression="uncompressed", engine="streaming")
+
+    def sink(frame: pl.LazyFrame) -> None:
+        # One streaming pass, one sink: good and bad rows are staged together by unit (bad
+        # rows carry their raw fields); a second sink would make Polars read the file twice.
+        frame.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, _unit=unit).sink_parquet(
+            pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
+                           file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
+                                                         f"f{file_index:05d}-"
+                                                         f"{a.index_in_partition}.parquet")),
+            mkdir=True, compression="uncompressed", engine="streaming")
+
+    def attempt(frame: pl.LazyFrame) -> None:
+        if strict:
+            bad = first_bad_row(frame)
+            if bad is not None:
+                raise DataError(f"{path}:{bad['line']}: {bad['reason']}: {bad['detail']} "
+                                "(strict=true stops at the first bad row; set strict=false "
+                                "to quarantine bad rows with their reasons and go on)")
+        sink(frame)
+
+    try:
+        attempt(lf)
+    except pl.exceptions.ComputeError as exc:
+        if not is_utf8_error(exc) or source.encoding.replace("-", "").lower() == "latin1":
+            raise DataError(f"{path}: cannot read as {source.format}: {exc}") from exc
+        for part in (stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"):
+            part.unlink()
+        lf, info = scan_source(Path(path), source, file_index, stage_dir, recode=True)
+        result["file"] = info
+        attempt(lf)
     unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
     staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
     codes = (staged.group_by(CODE).len().collect() if staged is not None

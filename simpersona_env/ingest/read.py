@@ -107,7 +107,7 @@ def _recode_to_utf8(path: Path, info: FileInfo, latin1_all: bool, tmp_dir: Path)
     return out
 
 
-def _is_utf8_error(exc: Exception) -> bool:
+def is_utf8_error(exc: Exception) -> bool:
     return "utf-8" in str(exc).lower() or "utf8" in str(exc).lower()
 
 
@@ -411,7 +411,7 @@ def _check_columns(s: SourceMapping, names: list[str], path: Path | str) -> None
 
 
 def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
-                ) -> tuple[pl.LazyFrame | None, FileInfo]:
+                recode: bool = False) -> tuple[pl.LazyFrame | None, FileInfo]:
     """Lazy frame of one input file with canonical columns, ``_line``, ``_file`` and ``_code``.
 
     ``_code`` is 0 for a good row, else a key of :data:`REASONS`; :func:`detail_expr` on
@@ -419,6 +419,8 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
 
     Raises:
         SchemaError: when a mapped column is missing (before any data is read).
+        polars.exceptions.ComputeError: invalid UTF-8 met later, when the frame is read;
+            call again with ``recode=True``.
     """
     import polars as pl
 
@@ -430,8 +432,13 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
         return None, info
     latin1 = s.encoding.replace("-", "").lower() == "latin1"
     read_path = path
-    if latin1:
-        read_path = _recode_to_utf8(path, info, True, tmp_dir)
+    if latin1 or recode:
+        # `recode`: the caller met invalid UTF-8 while reading (the byte-level raw pass does
+        # not decode, so a bad line may only show up in the main scan)
+        read_path = _recode_to_utf8(path, info, latin1, tmp_dir)
+        if recode and not latin1:
+            info.notes.append(f"{len(info.recoded_lines)} line(s) were not UTF-8 and were "
+                              "decoded as latin-1")
 
     def build(rp: Path) -> pl.LazyFrame:
         if s.format in ("csv", "tsv"):
@@ -447,7 +454,7 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
     try:
         lf = build(read_path)
     except pl.exceptions.ComputeError as exc:
-        if latin1 or not _is_utf8_error(exc):
+        if latin1 or not is_utf8_error(exc):
             raise DataError(f"{path}: cannot read as {s.format}: {exc}") from exc
         read_path = _recode_to_utf8(path, info, False, tmp_dir)
         info.notes.append(f"{len(info.recoded_lines)} line(s) were not UTF-8 and were decoded "

@@ -172,3 +172,10 @@ def test_jsonl_bad_lines_and_empty_records(write, tmp_path):
     assert q["raw"][0] == lines[1]
     ev = read_events(res.out_dir).collect().sort("ts")
     assert ev["product_id"].to_list() == ["5", "6"] and ev["buyer_id"].to_list() == ["u1", "u4"]
+
+
+def test_strict_mode_reads_a_mixed_encoding_log(write, tmp_path):
+    text = (f"{HEADER}\n{GOOD}\n".encode()
+            + "s1,u1,a,2024-01-01 10:05:00,view,café,1\n".encode("latin-1"))
+    res = ingest(shop_mapping(write("mixed.csv", text)), tmp_path / "out", strict=True)
+    assert res.manifest["files"][0]["recoded_line_numbers"] == [3]
