@@ -159,7 +159,9 @@ class StorefrontEnv(gym.Env[dict, str]):
     ``make_stores`` or an event log) builds the env's own shop from them instead of ``store``;
     ``render_mode="ansi"`` returns the text.
     Vector envs: ``gym.vector.SyncVectorEnv`` as is; ``AsyncVectorEnv`` with
-    ``shared_memory=False`` (text spaces have no fixed-size buffer).
+    ``shared_memory=False`` (text spaces have no fixed-size buffer), and with
+    ``context="spawn"`` on the playwright backend (a forked child cannot use the browser
+    thread of its parent).
 
     ## Version History
 
