@@ -435,7 +435,8 @@ class _Planner:
 
     def __init__(self, catalog: Any, per_page: int, max_pages: int):
         self.catalog, self.per_page, self.max_pages = catalog, per_page, max_pages
-        self._pos: dict[str, dict[str, int]] = {}  # collection slug -> product id -> index
+        # listing key (a slug, a query, a brand in a collection) -> product id -> index
+        self._pos: dict[Any, dict[str, int]] = {}
         self._by_path = {c.category_path: c for c in catalog.collections}
 
     def collection_for(self, category: str | None) -> Any:
@@ -464,39 +465,59 @@ class _Planner:
     def _search_hit(self, query: str, pid: str) -> bool:
         return any(x.product_id == pid for x in self.catalog.search(query, limit=self.per_page))
 
+    def _search_index(self, query: str, pid: str) -> int | None:
+        key = ("q", query)
+        pos = self._pos.get(key)  # type: ignore[call-overload]
+        if pos is None:
+            pos = self._pos[key] = {x.product_id: i  # type: ignore[index]
+                                    for i, x in enumerate(self.catalog.search(query))}
+        return pos.get(pid)
+
+    def _brand_index(self, slug: str, brand: str, pid: str) -> int | None:
+        from storefront_mock.app import MAX_BRANDS
+
+        key = ("b", slug, brand)
+        pos = self._pos.get(key)  # type: ignore[call-overload]
+        if pos is None:
+            coll = self.catalog.collection_by_slug[slug]
+            listing = self.catalog.listing(coll, brand=brand,
+                                           per_page=max(1, len(coll.product_ids)))
+            offered = {b for b, _ in listing.brands[:MAX_BRANDS]}  # the select's options
+            pos = {x.product_id: i for i, x in enumerate(listing.items)} \
+                if brand in offered else {}
+            self._pos[key] = pos  # type: ignore[index]
+        return pos.get(pid)
+
     def route(self, p: Any, els: set[str]) -> list[str] | None:
         """The actions that bring a listing linking ``p`` on screen (without the final click).
 
-        In order of preference: a search for brand and type that finds it on the first page;
-        the shortest collection route within ``max_pages`` pages; a search for its title; the
-        shortest collection route of any length.
+        The shortest of: a search for its brand and type, then pagination; each collection
+        holding it, then pagination, or with its brand chosen in the brand filter, then
+        pagination (a search is preferred on a tie). When the shortest needs more than
+        ``max_pages`` pages, a search for its full title that finds it on the first page.
         """
-        pid = p.product_id
+        pid, nxt = p.product_id, "click[page-next]"
+        routes: list[list[str]] = []
         if p.brand:
             q = f"{p.brand} {p.product_type}".strip()
-            if self._search_hit(q, pid):
-                return [f"search[{q}]"]
-        best: list[str] | None = None
-        colls = [c for c in self.catalog.collections if pid in self._members(c.slug)]
-        for c in colls:
+            idx = self._search_index(q, pid)
+            if idx is not None:
+                routes.append([f"search[{q}]"] + [nxt] * (idx // self.per_page))
+        for c in self.catalog.collections:
             idx = self.position(c.slug, pid)
             if idx is None:
                 continue
-            route = self.to_collection(c.slug, els) + ["click[page-next]"] * (idx // self.per_page)
-            if best is None or len(route) < len(best):
-                best = route
-        if best is not None and len(best) <= self.max_pages + 1:
-            return best
-        if self._search_hit(p.title, pid):
+            to = self.to_collection(c.slug, els)
+            routes.append(to + [nxt] * (idx // self.per_page))
+            if p.brand and idx >= self.per_page:
+                bidx = self._brand_index(c.slug, p.brand, pid)
+                if bidx is not None:
+                    routes.append(to + [f"select[filter-brand][{p.brand}]", "click[filter-apply]"]
+                                  + [nxt] * (bidx // self.per_page))
+        best = min(routes, key=len) if routes else None
+        if (best is None or best.count(nxt) > self.max_pages) and self._search_hit(p.title, pid):
             return [f"search[{p.title}]"]
         return best
-
-    def _members(self, slug: str) -> Any:
-        pos = self._pos.get(slug)
-        if pos is None:
-            self.position(slug, "")
-            pos = self._pos[slug]
-        return pos
 
 
 def _plain(value: Any) -> Any:

@@ -24,6 +24,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("personas", "report"): ("simpersona_env.commands.personas:report", "personas_report"),
     # agents/ is referenced by name only: the library never imports it (ARCHITECTURE.md).
     ("agent", "train"): ("agents.commands:train", "agent_train"),
+    ("traces",): ("agents.commands_traces:traces", "traces"),
     ("demo",): ("simpersona_env.commands.demo:run", "demo"),
 }
 
