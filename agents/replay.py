@@ -271,6 +271,7 @@ class _Run:
         self.errors: list[str] = []
         self.els: set[str] = set()
         self.came_from_listing: str | None = None  # product id clicked from a listing page
+        self.listing_els: set[str] = set()  # the elements of that listing page
         self.goal: dict[str, Any] | None = None
         self.goals_missing = 0
 
@@ -384,7 +385,11 @@ class _Run:
                 return
             if self.came_from_listing == pid:
                 self.act("back")  # back to the listing that linked it, and open it again
+        elif (self.came_from_listing and self.on_product(self.came_from_listing)
+              and link in self.listing_els and link not in self.els):
+            self.act("back")  # the listing this product page was opened from links it too
         if link in self.els:
+            self.listing_els = self.els
             self.click(link)
             self.came_from_listing = pid
         elif f"cart-item-{pid}" in self.els:
@@ -392,6 +397,7 @@ class _Run:
             self.came_from_listing = None
         else:
             self.route_to(p)
+            self.listing_els = self.els
             self.click(link)
             self.came_from_listing = pid
         if not self.on_product(pid):
