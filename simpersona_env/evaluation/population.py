@@ -1,0 +1,448 @@
+"""Population evaluation on held-out merchants: simulate each merchant's buyer types with each
+policy and compare the simulated funnel with the real one.
+
+The protocol (issue 6, the paper's evaluation):
+
+1. The buyer-type model (VQ-VAE) and the agent are trained on *training merchants* only;
+   :func:`heldout_protocol` never looks at them.
+2. For each held-out merchant its buyers are split in two disjoint halves by a stable hash
+   (:func:`simpersona_env.buyers.split.buyer_split`): the ``train`` half is assigned types by
+   the VQ-VAE and gives the merchant's **population**; the ``heldout`` half gives the **real**
+   funnel rates.
+3. Each policy plays ``n_buyers`` buyers drawn from the population on the merchant's own
+   storefront (its catalog from its log); the shop's event log is projected on the real
+   log's event types and measured by the same code as the real log
+   (:mod:`simpersona_env.evaluation.measure`).
+4. Figures: conversion-rate and funnel alignment, their correlation across merchants, with
+   bootstrap intervals (:mod:`simpersona_env.evaluation.alignment`); per-type funnels; type
+   fidelity (the simulated log re-encoded by the VQ-VAE); an A/B test of two themes.
+
+Example:
+    >>> result = evaluate_population("runs/ingest/rees46", typer,  # doctest: +SKIP
+    ...     {"rule_based": {"_target_": "agents.policies.rule_based.RuleBasedBuyer",
+    ...                     "profiles": "auto"}}, out_dir="runs/evaluate")
+    >>> write_report(result, "runs/evaluate")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simpersona_env.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["HeldoutMerchant", "heldout_protocol", "pick_heldout_merchants", "type_profiles",
+           "type_fidelity", "ab_test", "evaluate_population"]
+
+
+def _log(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold magenta]evaluate[/] {msg}")
+
+
+# ------------------------------------------------------------------------- held-out protocol
+
+@dataclasses.dataclass
+class HeldoutMerchant:
+    """One held-out merchant: its population (from one half of its buyers) and its real
+    funnel (the other half)."""
+
+    merchant_id: str
+    counts: list[int]  # buyers of each type in the population half
+    population_buyers: list[str]
+    real_buyers: list[str]
+    real_funnel: Any  # polars frame: buyer_funnel rows of the real half
+
+    @property
+    def shares(self) -> list[float]:
+        n = sum(self.counts)
+        return [c / n for c in self.counts] if n else [0.0] * len(self.counts)
+
+
+def pick_heldout_merchants(merchants: Sequence[str], *, fraction: float = 0.5, seed: int = 0,
+                           explicit: Sequence[str] | None = None) -> list[str]:
+    """The held-out merchants: ``explicit`` when given, else by the stable merchant split.
+
+    Raises:
+        DataError: an explicit merchant that is not in the log, or no merchant held out.
+    """
+    import polars as pl
+
+    from simpersona_env.buyers.split import HELDOUT, merchant_split
+
+    if explicit:
+        missing = sorted(set(explicit) - set(merchants))
+        if missing:
+            raise DataError(f"held-out merchant(s) {missing} are not in the log; its merchants "
+                            f"are {sorted(merchants)[:12]}")
+        return list(explicit)
+    ms = sorted(merchants)
+    split = merchant_split(pl.Series(ms, dtype=pl.String), heldout_fraction=fraction, seed=seed)
+    out = [m for m, s in zip(ms, split.to_list()) if s == HELDOUT]
+    if not out:
+        raise DataError(f"merchant_heldout_fraction={fraction} holds out none of {len(ms)} "
+                        "merchants; raise it or name them with merchants=[...]")
+    return out
+
+
+def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
+                     merchants: Sequence[str], *, heldout_fraction: float = 0.5, seed: int = 0,
+                     min_buyers: int = 10) -> dict[str, HeldoutMerchant]:
+    """Split each held-out merchant's buyers into the population half and the real half.
+
+    Args:
+        funnel: the real log's :func:`~simpersona_env.evaluation.measure.funnel_table`.
+        buyers: the real buyer representations (``build_buyers`` / ``read_buyers``).
+        typer: the trained VQ-VAE (``PersonaModel``) with ``assign`` and ``k``.
+        merchants: the held-out merchants.
+        heldout_fraction, seed: the buyer split (the ingest's defaults: 0.5, 0).
+        min_buyers: a merchant with fewer buyers in either half is skipped (noted).
+
+    Returns:
+        merchant -> :class:`HeldoutMerchant`; the two halves never share a buyer.
+    """
+    import polars as pl
+
+    from simpersona_env.buyers.split import HELDOUT, TRAIN, buyer_split
+
+    out: dict[str, HeldoutMerchant] = {}
+    for m in merchants:
+        b = buyers.filter(pl.col("merchant_id") == m)
+        f = funnel.filter(pl.col("merchant_id") == m)
+        b = b.with_columns(buyer_split(b["merchant_id"], b["buyer_id"],
+                                       heldout_fraction=heldout_fraction, seed=seed))
+        f = f.with_columns(buyer_split(f["merchant_id"], f["buyer_id"],
+                                       heldout_fraction=heldout_fraction, seed=seed)
+                           .alias("_half"))
+        pop = b.filter(pl.col("split") == TRAIN)
+        real = f.filter(pl.col("_half") == HELDOUT).drop("_half")
+        if pop.height < min_buyers or real.height < min_buyers:
+            _log(f"merchant {m}: {pop.height} population / {real.height} real buyers, fewer "
+                 f"than min_buyers={min_buyers}: skipped")
+            continue
+        types = np.asarray(typer.assign(pop), np.int64)
+        pop_ids, real_ids = pop["buyer_id"].to_list(), real["buyer_id"].to_list()
+        if set(pop_ids) & set(real_ids):  # the split is a partition; guard it anyway
+            raise DataError(f"merchant {m}: the population and real halves share buyers")
+        out[m] = HeldoutMerchant(m, np.bincount(types, minlength=typer.k).tolist(), pop_ids,
+                                 real_ids, real)
+    if not out:
+        raise DataError(f"no held-out merchant has {min_buyers}+ buyers in both halves; lower "
+                        "min_buyers or hold out larger merchants")
+    return out
+
+
+def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path) -> Path:
+    """Write each type's mean buyer features (and bounce rate) as JSON, the input of the
+    rule-based typed buyer (``agents.policies.rule_based.load_profiles``)."""
+    import polars as pl
+
+    from simpersona_env.buyers.spec import FEATURE_NAMES
+
+    df = buyers.with_columns(pl.Series("_type", np.asarray(types, np.int64)))
+    doc: dict[str, dict[str, float]] = {}
+    for t in range(k):
+        part = df.filter(pl.col("_type") == t)
+        if part.height == 0:
+            continue
+        means = {f: float(part[f].mean()) for f in FEATURE_NAMES if f in part.columns}
+        if "bounced" in part.columns:
+            means["bounced"] = float(part["bounced"].cast(pl.Float64).mean())
+        doc[str(t)] = means
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(doc, indent=2) + "\n")
+    return p
+
+
+# ---------------------------------------------------------------------------- type fidelity
+
+def type_fidelity(sim_events: pl.DataFrame, records: Sequence[Mapping[str, Any]], typer: Any,
+                  ) -> dict[str, Any]:
+    """Re-encode the simulated buyers with the VQ-VAE: the share that gets its sampled type.
+
+    The simulated log is turned into buyer representations by the same
+    :func:`~simpersona_env.buyers.build_buyers` as the real one, then assigned in one pass.
+
+    Returns:
+        ``{"n", "accuracy", "chance", "confusion" (K x K, rows = sampled type), "per_type"}``;
+        ``chance`` is the agreement two independent draws from the sampled and the assigned
+        type distributions would have.
+    """
+    import polars as pl
+
+    from simpersona_env.buyers import build_buyers
+
+    k = int(typer.k)
+    sampled = {(r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records
+               if int(r.get("persona", -1)) >= 0}
+    if sim_events.height == 0 or not sampled:
+        return {"n": 0, "accuracy": None, "chance": None, "confusion": [[0] * k] * k,
+                "per_type": {}}
+    buyers = build_buyers(sim_events)
+    keep = [(m, b) in sampled for m, b in zip(buyers["merchant_id"], buyers["buyer_id"])]
+    buyers = buyers.filter(pl.Series(keep))
+    if buyers.height == 0:
+        return {"n": 0, "accuracy": None, "chance": None, "confusion": [[0] * k] * k,
+                "per_type": {}}
+    assigned = np.asarray(typer.assign(buyers), np.int64)
+    truth = np.array([sampled[(m, b)] for m, b in zip(buyers["merchant_id"], buyers["buyer_id"])])
+    conf = np.zeros((k, k), np.int64)
+    np.add.at(conf, (truth, assigned), 1)
+    n = int(conf.sum())
+    p_true, p_assigned = conf.sum(1) / n, conf.sum(0) / n
+    per_type = {str(t): {"n": int(conf[t].sum()), "recall": float(conf[t, t] / conf[t].sum())}
+                for t in range(k) if conf[t].sum()}
+    return {"n": n, "accuracy": float(np.trace(conf) / n),
+            "chance": float((p_true * p_assigned).sum()), "confusion": conf.tolist(),
+            "per_type": per_type}
+
+
+# ------------------------------------------------------------------------------------ A/B
+
+def ab_test(spec: Any, out_dir: str | Path, *, themes: Sequence[str] = ("classic", "grid"),
+            runner: str = "local", workers: int = 0, resume: bool = False,
+            progress: bool = True, bootstrap: int = 1000, seed: int = 0,
+            level: float = 0.95) -> dict[str, Any]:
+    """The same population (the same buyers, seed for seed) on two themes of a store.
+
+    Each arm is a full simulation with the theme forced; conversion is measured per buyer on
+    the shop's own log (the merchant sees every visitor). Because buyer ``i`` is the same in
+    both arms, the difference is paired: its interval comes from resampling buyer indices.
+
+    Returns:
+        ``{"themes", "arms": {theme: {"conversion": {value, lo, hi, n}, "dir"}},
+        "difference": {value, lo, hi, level} (second minus first), "paired": True}``.
+    """
+    from simpersona_env.evaluation.measure import share_estimate
+    from simpersona_env.simulation import simulate
+
+    if len(themes) != 2:
+        raise ConfigError(f"an A/B test compares two themes, got {list(themes)}")
+    conv: dict[str, np.ndarray] = {}
+    arms: dict[str, Any] = {}
+    for theme in themes:
+        arm_spec = dataclasses.replace(spec, store={**spec.store, "theme": theme})
+        d = Path(out_dir) / f"theme={theme}"
+        res = simulate(arm_spec, d, runner=runner, workers=workers, resume=resume,
+                       overwrite=not resume, progress=progress)
+        recs = res.records()
+        conv[theme] = np.array([bool((r.get("funnel") or {}).get("purchase")) for r in recs])
+        arms[theme] = {"conversion": share_estimate(conv[theme], bootstrap=bootstrap, seed=seed),
+                       "dir": str(d), "episodes": len(recs)}
+    a, b = conv[themes[0]].astype(float), conv[themes[1]].astype(float)
+    n = min(a.size, b.size)
+    diff = b[:n] - a[:n]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(bootstrap, n)) if n else np.zeros((0, 0), int)
+    boot = diff[idx].mean(1) if n else np.zeros(0)
+    lo, hi = (np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2]) if n
+              else (np.nan, np.nan))
+    return {"themes": list(themes), "arms": arms, "paired": True, "n": int(n),
+            "difference": {"value": float(diff.mean()) if n else None, "lo": float(lo),
+                           "hi": float(hi), "level": level,
+                           "meaning": f"conversion({themes[1]}) - conversion({themes[0]})"}}
+
+
+# ------------------------------------------------------------------------------- the whole
+
+def _policy_spec(spec: Any, profiles: Path | None) -> tuple[Any, bool]:
+    """(policy spec for the runner, whether it sees the persona)."""
+    if isinstance(spec, str) or hasattr(spec, "act"):
+        return spec, True
+    d = dict(spec)
+    personas = bool(d.pop("_personas", True))
+    if d.get("profiles") == "auto":
+        if profiles is None:
+            raise ConfigError("profiles=auto needs the type profiles of the training buyers")
+        d["profiles"] = str(profiles)
+    return d, personas
+
+
+def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, Any], *,
+                        out_dir: str | Path, buyers: pl.DataFrame | None = None,
+                        merchants: Sequence[str] | None = None,
+                        merchant_heldout_fraction: float = 0.5, heldout_fraction: float = 0.5,
+                        split_seed: int = 0, n_buyers: int = 200, seed: int = 0,
+                        min_buyers: int = 10, runner: str = "local", workers: int = 0,
+                        batch_size: int = 1, backend: str = "http", max_steps: int = 50,
+                        bootstrap: int = 1000, ab: bool = True, ab_policy: str | None = None,
+                        ab_merchant: str | None = None, resume: bool = False,
+                        progress: bool = True, profiles_buyers: pl.DataFrame | None = None,
+                        ) -> dict[str, Any]:
+    """Run the held-out population evaluation for each policy and return every figure.
+
+    Args:
+        events: the real canonical log (an ingest output folder, or a Parquet file/folder);
+            the merchants' storefronts are built from it.
+        typer: the VQ-VAE (``PersonaModel``), trained on training merchants only.
+        policies: name -> policy spec (``{"_target_": ..., **kwargs}``; ``profiles: auto``
+            fills the rule-based buyer's type profiles from the training merchants' buyers;
+            ``_personas: false`` hides the persona from the policy: the no-persona baseline).
+        out_dir: simulations go to ``<out_dir>/sim/<policy>/<merchant>``.
+        buyers: the real buyer table (default: built from ``events``).
+        merchants: held-out merchants (default: by ``merchant_heldout_fraction``).
+        heldout_fraction, split_seed: the buyer halves of each held-out merchant.
+        n_buyers: simulated buyers per merchant and policy; seed: the simulation seed.
+        runner, workers, batch_size, backend, max_steps: how the simulations run.
+        bootstrap: resamples for every interval.
+        ab: also run the A/B test of two themes (``ab_policy`` on ``ab_merchant``; default
+            the first policy and the first held-out merchant).
+        resume: continue interrupted simulations in ``out_dir``.
+        profiles_buyers: training buyers for ``profiles: auto`` (default: the training
+            merchants' ``train`` half of ``buyers``).
+
+    Returns:
+        A JSON-ready dict (see docs/evaluation.md): ``protocol``, ``merchants``,
+        ``policies`` (alignment, per-merchant and per-type statistics, type fidelity), ``ab``.
+    """
+    import polars as pl
+
+    from simpersona_env.buyers import build_buyers
+    from simpersona_env.buyers.split import TRAIN, assign_splits
+    from simpersona_env.buyers.stats import merchant_stats
+    from simpersona_env.evaluation.alignment import funnel_alignment, rate_alignment
+    from simpersona_env.evaluation.measure import (
+        funnel_table,
+        observed_event_types,
+        project,
+        reach_by_merchant,
+        stages_observed,
+        stats_by_type,
+    )
+    from simpersona_env.simulation import SimulationSpec, events_of, simulate
+    from storefront_mock.catalog import read_event_frame
+
+    if not policies:
+        raise ConfigError("no policies to evaluate; give at least one (policies={name: spec})")
+    out = Path(out_dir)
+    real_events = read_event_frame(events)
+    all_merchants = sorted(real_events["merchant_id"].unique().to_list())
+    held = pick_heldout_merchants(all_merchants, fraction=merchant_heldout_fraction,
+                                  seed=split_seed, explicit=merchants)
+    train_merchants = [m for m in all_merchants if m not in held]
+    if buyers is None:
+        buyers = build_buyers(real_events, heldout_fraction=heldout_fraction, seed=split_seed)
+    real_funnel = funnel_table(real_events)
+    protocol = heldout_protocol(real_funnel, buyers, typer, held,
+                                heldout_fraction=heldout_fraction, seed=split_seed,
+                                min_buyers=min_buyers)
+    held = list(protocol)
+    observed = observed_event_types(real_events)
+    stages = stages_observed(observed)
+    _log(f"held-out merchants: {', '.join(held)} ({len(train_merchants)} training merchants); "
+         f"real log records {observed} -> stages {stages}")
+
+    profiles = None
+    if any(isinstance(s, Mapping) and s.get("profiles") == "auto" for s in policies.values()):
+        tb = profiles_buyers
+        if tb is None:
+            tb = assign_splits(buyers.filter(pl.col("merchant_id").is_in(train_merchants)
+                                             if train_merchants else pl.lit(True)),
+                               heldout_fraction=heldout_fraction, seed=split_seed)
+            tb = tb.filter(pl.col("split") == TRAIN)
+        profiles = type_profiles(tb, typer.assign(tb), typer.k, out / "type_profiles.json")
+        _log(f"rule-based type profiles from {tb.height} training buyers: {profiles}")
+
+    real_reach = reach_by_merchant(None, stages, funnel=pl.concat(
+        [protocol[m].real_funnel for m in held]))
+    real_stats = merchant_stats(pl.concat([protocol[m].real_funnel for m in held]),
+                                bootstrap=bootstrap, seed=split_seed)["merchants"]
+    # real buyers of the real half by type (for the per-type funnel)
+    real_half = buyers.filter(pl.struct("merchant_id", "buyer_id").is_in(
+        pl.DataFrame({"merchant_id": [m for m in held for _ in protocol[m].real_buyers],
+                      "buyer_id": [b for m in held for b in protocol[m].real_buyers]})
+        .to_struct("k").implode()))
+    real_types = real_half.select("merchant_id", "buyer_id").with_columns(
+        pl.Series("type", np.asarray(typer.assign(real_half), np.int64)))
+    result: dict[str, Any] = {
+        "protocol": {"heldout_merchants": held, "training_merchants": train_merchants,
+                     "buyer_split": {"heldout_fraction": heldout_fraction, "seed": split_seed,
+                                     "population_half": "train", "real_half": "heldout"},
+                     "observed_event_types": observed, "stages": stages,
+                     "n_buyers_per_merchant": n_buyers, "seed": seed, "bootstrap": bootstrap,
+                     "k": int(typer.k), "events": str(events)},
+        "merchants": {m: {"population": protocol[m].shares,
+                          "population_buyers": len(protocol[m].population_buyers),
+                          "real_buyers": len(protocol[m].real_buyers),
+                          "real": real_stats.get(m)} for m in held},
+        "real_by_type": stats_by_type(pl.concat([protocol[m].real_funnel for m in held]),
+                                      real_types, bootstrap=bootstrap),
+        "policies": {},
+    }
+    specs: dict[str, SimulationSpec] = {}
+    for name, raw in policies.items():
+        pspec, personas = _policy_spec(raw, profiles)
+        records_all: list[dict[str, Any]] = []
+        for m in held:
+            spec = SimulationSpec(
+                store={"name": "events", "events": str(events), "merchants": [m]}, store_id=m,
+                population=protocol[m].shares, policy=pspec, policy_name=name,
+                n_buyers=n_buyers, seed=seed, batch_size=batch_size,
+                backend={"name": backend}, max_steps=max_steps, personas=personas)
+            specs.setdefault(name, spec)
+            res = simulate(spec, out / "sim" / name / m, runner=runner, workers=workers,
+                           resume=resume, overwrite=not resume, progress=progress)
+            records_all += res.records()
+            _log(f"{name} @ {m}: {res.summary['episodes']} buyers, conversion on the shop "
+                 f"{res.summary['conversion_rate']:.3f} ({res.summary['seconds']:.1f}s)")
+        sim_events = project(events_of(records_all), observed)
+        sim_funnel = funnel_table(sim_events)
+        sim_reach = reach_by_merchant(None, stages, funnel=sim_funnel)
+        missing = [m for m in held if m not in sim_reach]
+        if missing:
+            _log(f"[yellow]{name}: no simulated buyer of {missing} left an event the real log "
+                 "records; those merchants are left out of its alignment")
+        conv_j = stages.index("purchase") if "purchase" in stages else None
+        if conv_j is None:
+            raise DataError("the real log records no purchases: conversion cannot be measured")
+        conversion = rate_alignment({m: r[:, conv_j] for m, r in real_reach.items()},
+                                    {m: r[:, conv_j] for m, r in sim_reach.items()},
+                                    n_boot=bootstrap, seed=seed)
+        funnel = funnel_alignment(real_reach, sim_reach, stages, n_boot=bootstrap, seed=seed)
+        sim_stats = merchant_stats(sim_funnel, bootstrap=bootstrap, seed=seed)["merchants"]
+        sampled = {(r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records_all
+                   if int(r.get("persona", -1)) >= 0}
+        entry: dict[str, Any] = {
+            "spec": pspec if isinstance(pspec, (str, dict)) else repr(pspec),
+            "sees_persona": personas,
+            "conversion": conversion.as_dict(),
+            "funnel": {s: v.as_dict() for s, v in funnel.items()},
+            "merchants": {m: {"sim": sim_stats.get(m), "episodes": sum(
+                1 for r in records_all if r["merchant_id"] == m),
+                "observable_buyers": int(sim_reach[m].shape[0]) if m in sim_reach else 0,
+                "dir": str(out / "sim" / name / m)} for m in held},
+            "by_type": stats_by_type(sim_funnel, sampled, bootstrap=bootstrap) if sampled else {},
+            "fidelity": type_fidelity(sim_events, records_all, typer) if personas else None,
+        }
+        result["policies"][name] = entry
+        c = conversion.alignment
+        _log(f"[bold]{name}[/]: conversion alignment {c.value:.3f} [{c.lo:.3f}, {c.hi:.3f}]"
+             + (f", type fidelity {entry['fidelity']['accuracy']:.3f}"
+                if entry["fidelity"] and entry["fidelity"]["accuracy"] is not None else ""))
+    if ab:
+        name = ab_policy or next(iter(policies))
+        if name not in specs:
+            raise ConfigError(f"ab_policy={name!r} is not one of the policies {list(policies)}")
+        m = ab_merchant or held[0]
+        base = dataclasses.replace(specs[name], store={"name": "events", "events": str(events),
+                                                       "merchants": [m]}, store_id=m,
+                                   population=protocol[m].shares if m in protocol else
+                                   specs[name].population)
+        result["ab"] = {"policy": name, "merchant": m,
+                        **ab_test(base, out / "ab" / name / m, runner=runner, workers=workers,
+                                  resume=resume, progress=progress, bootstrap=bootstrap,
+                                  seed=seed)}
+        d = result["ab"]["difference"]
+        _log(f"A/B on {m} ({name}): {d['meaning']} = {d['value']:+.3f} "
+             f"[{d['lo']:+.3f}, {d['hi']:+.3f}]")
+    return result
