@@ -53,6 +53,8 @@ class SFTSettings:
     grad_accum: int = field(1, help="gradient accumulation steps")
     weight_decay: float = field(0.0, help="AdamW weight decay")
     warmup: float = field(0.0, help="warmup: steps, or a ratio of all steps when < 1")
+    lr_scheduler: str = field("linear", help="learning-rate schedule (transformers names: "
+                              "linear, cosine, constant, constant_with_warmup, ...)")
     max_length: int = field(1024, help="longest example in tokens; longer prompts lose their "
                             "oldest non-special tokens")
     n_history: int = field(5, help="past actions shown in the prompt")
@@ -173,7 +175,7 @@ def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
         gradient_accumulation_steps=settings.grad_accum,
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=settings.lr_scheduler,
         logging_steps=settings.logging_steps,
         logging_first_step=True,
         eval_strategy="epoch" if eval_ds is not None else "no",

@@ -1,59 +1,50 @@
-"""Shared fixtures: small, real episodes and a tiny agent trained for real.
-
-Until the env's replay produces traces, the episodes here are written by a scripted buyer
-over pages in the env's observation format (``[id] role "label"`` lines); where the env is
-installed, tests also record episodes by running it (see test_policies_env.py).
-"""
+"""Shared fixtures for the agents tests (helpers live in agent_helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from agents.traces import Episode, Step  # noqa: E402
 
-PRODUCTS = ["mug-red", "mug-blue", "tee-black", "tee-white", "cap-green", "sock-pair"]
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on the shared 2-core CI, two threads fighting other jobs made the
+    tiny SFT run ~6x slower (91 s vs 15 s measured)."""
+    import torch
 
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
-def page(url: str, title: str, elements: list[tuple[str, str, str]]) -> str:
-    lines = [title, url] + [f'[{i}] {role} "{label}"' for i, role, label in elements]
-    return "\n".join(lines)
-
-
-def home_obs(persona: int, goal: str = "", error: str = "") -> dict:
-    els = [("nav-home", "link", "Home"), ("nav-cart", "link", "Cart"),
-           ("search-input", "textbox", "Search"), ("search-submit", "button", "Search")]
-    els += [(f"product-{p}", "link", p.replace("-", " ").title()) for p in PRODUCTS]
-    return {"text": page("/s/demo/", "Demo shop", els), "url": "/s/demo/", "goal": goal,
-            "persona": persona, "last_action_error": error}
-
-
-def product_obs(persona: int, pid: str, goal: str = "") -> dict:
-    els = [("nav-home", "link", "Home"), ("nav-cart", "link", "Cart"),
-           ("quantity", "textbox", "Quantity"), ("add-to-cart", "button", "Add to cart")]
-    url = f"/s/demo/products/{pid}"
-    return {"text": page(url, pid.replace("-", " ").title(), els), "url": url, "goal": goal,
-            "persona": persona, "last_action_error": ""}
-
-
-def make_episodes(n: int, n_personas: int = 3, seed: int = 0) -> list[Episode]:
-    """Type 0 leaves at once; type 1 views one product then leaves; type 2 adds it to cart."""
-    rng = random.Random(seed)
-    eps = []
-    for i in range(n):
-        k = i % n_personas
-        steps = [Step(home_obs(k), "stop" if k == 0 else f"click[product-{(pid := rng.choice(PRODUCTS))}]")]
-        if k >= 1:
-            steps.append(Step(product_obs(k, pid), "stop" if k == 1 else "click[add-to-cart]"))
-        eps.append(Episode(persona=k, merchant_id="demo", goal="", steps=steps))
-    return eps
+from agent_helpers import make_episodes, tiny_tokenizer_and_model  # noqa: E402
+from agents.traces import Episode  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def episodes() -> list[Episode]:
     return make_episodes(60)
+
+
+@pytest.fixture(scope="session")
+def trained_agent(tmp_path_factory, episodes):
+    """A tiny agent trained for real on the fixture episodes, saved as a checkpoint folder."""
+    import torch
+
+    from agents.model import AgentMeta, save_agent
+    from agents.sft import SFTSettings, build_examples, split_episodes, train_sft
+
+    torch.manual_seed(0)
+    tok, model = tiny_tokenizer_and_model(3, episodes_=episodes)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tr, ev = split_episodes(episodes, 0.2, seed=0)
+    settings = SFTSettings(epochs=20, learning_rate=1e-2, batch_size=16, lr_scheduler="constant",
+                           logging_steps=5, seed=0)
+    out = tmp_path_factory.mktemp("agent")
+    result = train_sft(tok, model, build_examples(tr), build_examples(ev), settings, out)
+    save_agent(out, model, tok, AgentMeta(n_personas=3))
+    return {"dir": out, "result": result, "before": before, "model": model, "tokenizer": tok}

@@ -1,0 +1,83 @@
+"""A tiny SFT run for real: the loss falls, every parameter and the persona embeddings move."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.tokens import persona_tokens
+
+
+def test_sft_loss_falls_and_all_parameters_change(trained_agent):
+    result, model, tok = trained_agent["result"], trained_agent["model"], trained_agent["tokenizer"]
+    assert result.train_loss_last < 0.7 * result.train_loss_first
+    assert result.eval_loss is not None and result.eval_loss < result.eval_loss_before
+    assert result.n_train_examples > 0 and result.n_eval_examples > 0
+    before = trained_agent["before"]
+    unchanged = [n for n, p in model.named_parameters()
+                 if torch.equal(p.detach().cpu(), before[n])]
+    assert unchanged == []
+    emb = model.get_input_embeddings().weight.detach().cpu()
+    old = before["model.embed_tokens.weight"]
+    for tid in tok.convert_tokens_to_ids(persona_tokens(3)):
+        assert not torch.allclose(emb[tid], old[tid]), "persona token embedding did not train"
+
+
+def test_sft_checkpoint_learned_the_types(trained_agent):
+    """On the same home page, type 0 leaves and types 1, 2 open a product: the token matters."""
+    from agent_helpers import home_obs
+
+    from agents.policies.llm import LLMPolicy
+
+    policy = LLMPolicy(trained_agent["dir"], temperature=0, n_personas=3)
+    policy.reset_batch([0, 1, 2], ["", "", ""])
+    actions = policy.act_batch([home_obs(0), home_obs(1), home_obs(2)])
+    assert actions[0] == "stop" and actions[1] != "stop"
+    for k, choice in enumerate(policy.last_choices):
+        lp = dict(zip(choice.candidates, choice.logprobs))
+        product = torch.logsumexp(torch.tensor([v for a, v in lp.items()
+                                                if a.startswith("click[product-")]), 0)
+        assert (lp["stop"] > product) == (k == 0), (k, lp["stop"], float(product))
+
+
+@pytest.mark.slow
+def test_agent_train_command_writes_checkpoint(tmp_path, episodes):
+    """`simpersona agent train` end to end (token and no-persona variants)."""
+    from agents.model import AgentMeta, load_agent
+    from agents.traces import write_episodes
+    from simpersona_env.cli import main
+
+    traces = tmp_path / "traces.jsonl"
+    write_episodes(episodes[:30], traces)
+    for variant in ("token", "none"):
+        out = tmp_path / variant
+        code = main(["agent", "train", f"traces={traces}", f"out={out}", "agent=tiny",
+                     "sft.epochs=1", f"sft.persona={variant}", "sft.batch_size=16"])
+        assert code == 0
+        meta = AgentMeta.read(out)
+        assert meta.n_personas == 3 and meta.persona_mode == variant
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["eval_loss"] is not None and metrics["n_train_examples"] > 0
+        assert (out / "loss.png").stat().st_size > 0
+        tok, model, _ = load_agent(out, n_personas=3, device="cpu")
+        assert len(tok) == model.get_input_embeddings().weight.shape[0]
+
+
+def test_agent_train_bad_configs(tmp_path, episodes, capsys):
+    from agents.traces import write_episodes
+    from simpersona_env.cli import main
+
+    traces = tmp_path / "t.jsonl"
+    write_episodes(episodes[:6], traces)
+    assert main(["agent", "train", f"out={tmp_path / 'o'}"]) == 2  # traces not set
+    assert "traces" in capsys.readouterr().err
+    assert main(["agent", "train", f"traces={traces}", "agent.model=/no/such/model",
+                 f"out={tmp_path / 'o'}"]) == 2
+    assert "/no/such/model" in capsys.readouterr().err
+    assert main(["agent", "train", f"traces={traces}", "n_personas=2", "agent=tiny",
+                 f"out={tmp_path / 'o'}"]) == 2
+    assert "n_personas=2" in capsys.readouterr().err
+    assert main(["agent", "train", f"traces={tmp_path / 'missing.jsonl'}", "agent=tiny"]) == 2
+    assert "no trace file" in capsys.readouterr().err
