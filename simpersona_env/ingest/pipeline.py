@@ -139,12 +139,14 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
     if lf is None:
         return result
-    unit = (pl.struct("merchant_id", "buyer_id").hash(seed=0) % units).cast(pl.UInt32)
+    key = pl.struct("merchant_id", "buyer_id").hash(seed=0)
 
     def sink(frame: pl.LazyFrame) -> None:
         # One streaming pass, one sink: good and bad rows are staged together by unit (bad
         # rows carry their raw fields); a second sink would make Polars read the file twice.
-        frame.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, _unit=unit).sink_parquet(
+        (frame.with_columns(_k=key)
+         .select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, "_k",
+                 _unit=(pl.col("_k") % units).cast(pl.UInt32))).sink_parquet(
             pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
                            file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
                                                          f"f{file_index:05d}-"
@@ -227,14 +229,16 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     # are several times cheaper, and a buyer's events only need to be contiguous and in
     # time order. Two buyers with one key (~1e-6 at 10M buyers) fall back to the strings.
     m, b = pl.col("merchant_id"), pl.col("buyer_id")
+    # _k: the 64-bit key of (merchant, buyer) computed in stage 1; _o: source order
     df = (pl.scan_parquet(files, hive_partitioning=False).filter(pl.col(CODE) == 0)
-          .select(*CANONICAL_COLUMNS, FILE, LINE, _k=pl.struct(m, b).hash(seed=0))
-          .sort(["_k", "ts", FILE, LINE]).collect())
+          .select(*CANONICAL_COLUMNS, FILE, LINE, "_k",
+                  _o=pl.col(FILE).cast(pl.Int64) * (1 << 40) + pl.col(LINE))
+          .sort(["_k", "ts", "_o"]).collect())
     clash = df.select(((pl.col("_k") == pl.col("_k").shift(1))
                        & ((m != m.shift(1)) | (b != b.shift(1)))).any()).item()
     if clash:
         df = df.sort(["merchant_id", "buyer_id", "ts", FILE, LINE])
-    df = df.drop("_k")
+    df = df.drop("_k", "_o")
     counts["rows_in"] = df.height
     same_buyer = ((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
     # out of order: in time order, an event that comes from an earlier line of the same file

@@ -172,34 +172,42 @@ def _field_counts_numpy(path: Path, s: SourceMapping, n_cols: int, header_lines:
     import numpy as np
     import polars as pl
 
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    n, pos, row0 = data.size, 0, -header_lines
     sep, quote = ord(s.separator), ord(s.quote_char) if s.quote_char else -1
     blank: list[Any] = []
     wrong: list[Any] = []
-    while pos < n:
-        end = min(n, pos + chunk)
-        while end < n and data[end - 1] != 10:  # extend the chunk to a line end
-            nxt = np.flatnonzero(data[end:end + (1 << 16)] == 10)
-            end = end + int(nxt[0]) + 1 if nxt.size else min(n, end + (1 << 16))
-        c = np.asarray(data[pos:end])
-        if quote >= 0 and (c == quote).any():
-            return None
-        nls = np.flatnonzero(c == 10)
-        if end == n and (nls.size == 0 or nls[-1] != c.size - 1):
-            nls = np.append(nls, c.size)  # a last line without a newline
-        per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
-        starts = np.concatenate(([0], nls[:-1] + 1))
-        length = nls - starts
-        cr = (length > 0) & (c[np.minimum(np.maximum(nls - 1, 0), c.size - 1)] == 13)
-        length = length - cr
-        rows = np.arange(row0, row0 + nls.size)
-        keep = rows >= 0  # skip the header line(s)
-        is_blank = keep & (length == 0)
-        blank.append(rows[is_blank])
-        wrong.append(rows[keep & ~is_blank & (per + 1 != n_cols)])
-        row0 += nls.size
-        pos = end
+    row0, tail = -header_lines, b""
+    # plain reads into a buffer, not a memory map: mapped file pages count as the process's
+    # resident memory, and the point of the chunks is to keep that small
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            last = not block
+            buf = tail + block
+            if not buf:
+                break
+            cut = buf.rfind(b"\n") + 1 if not last else len(buf)
+            if cut == 0 and not last:
+                tail = buf
+                continue
+            c, tail = np.frombuffer(buf[:cut], dtype=np.uint8), buf[cut:]
+            if quote >= 0 and (c == quote).any():
+                return None
+            nls = np.flatnonzero(c == 10)
+            if last and (nls.size == 0 or nls[-1] != c.size - 1):
+                nls = np.append(nls, c.size)  # a last line without a newline
+            per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
+            starts = np.concatenate(([0], nls[:-1] + 1))
+            length = nls - starts
+            cr = (length > 0) & (c[np.clip(nls - 1, 0, max(c.size - 1, 0))] == 13)
+            length = length - cr
+            rows = np.arange(row0, row0 + nls.size)
+            keep = rows >= 0  # skip the header line(s)
+            is_blank = keep & (length == 0)
+            blank.append(rows[is_blank])
+            wrong.append(rows[keep & ~is_blank & (per + 1 != n_cols)])
+            row0 += nls.size
+            if last:
+                break
     schema = {"_row": pl.UInt32, "_blank": pl.Boolean}
     b = np.concatenate(blank) if blank else np.zeros(0, np.int64)
     w = np.concatenate(wrong) if wrong else np.zeros(0, np.int64)
