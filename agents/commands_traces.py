@@ -4,7 +4,7 @@ Examples::
 
     simpersona ingest data=rees46 out_dir=runs/ingest/rees46
     simpersona traces events=runs/ingest/rees46 out_dir=runs/traces/rees46
-    simpersona traces events=runs/ingest/rees46 personas=runs/personas/types.parquet
+    simpersona traces events=runs/ingest/rees46 persona_types=runs/personas/types.parquet
     simpersona traces events=synthetic max_sessions=200          # no data: generated log
 
 Writes ``traces.jsonl`` (one episode per line, :mod:`agents.traces`), ``coverage.json`` (the
@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from simpersona_env.config import field, register, to_object
 
-__all__ = ["TracesConfig", "traces", "load_personas", "plot_coverage"]
+__all__ = ["TracesConfig", "load_personas", "plot_coverage", "traces"]
 
 
 @dataclass
@@ -33,12 +33,12 @@ class TracesConfig:
 
     events: str = field("???", help="canonical events: the out_dir of `simpersona ingest`, a "
                         "Parquet file or folder, or 'synthetic' (a generated log, no data)")
-    personas: str = field("", help="buyer types: types.parquet of `simpersona personas assign` "
+    persona_types: str = field("", help="buyer types: types.parquet of `simpersona personas assign` "
                           "(merchant_id, buyer_id, type); empty: persona -1 for everyone")
     out_dir: str = field("runs/traces", help="writes traces.jsonl, coverage.json, coverage.png")
     max_sessions: int = field(0, help="replay at most this many sessions, a deterministic "
                               "sample spread over the log (0: all)")
-    merchants: list = field([], help="only these merchants (empty: all)")
+    merchants: list = field([], help="only these merchants (empty: all)")  # noqa: RUF009
     max_steps: int = field(200, help="step cap of one episode; events past it are counted as "
                            "cut (step_cap)")
     max_pages: int = field(5, help="a collection route longer than this many pages loses to "
@@ -76,7 +76,7 @@ def load_personas(path: str | Path) -> tuple[dict[tuple[str, str], int], int]:
     p = Path(path)
     if not p.exists():
         raise DataError(f"no persona assignment at {str(p)!r}; write one with `simpersona "
-                        "personas assign` (types.parquet) or leave personas= empty")
+                        "personas assign` (types.parquet) or leave persona_types= empty")
     try:
         df = pl.read_parquet(p)
     except Exception as exc:  # polars raises several types for unreadable input
@@ -172,9 +172,9 @@ def traces(cfg: DictConfig) -> int:
     _log(f"events: {events.height} rows, {events['session_id'].n_unique()} sessions at "
          f"{events['merchant_id'].n_unique()} merchants ({source})")
     personas, k = ({}, 64)
-    if c.personas:
-        personas, k = load_personas(c.personas)
-        _log(f"personas: {len(personas)} buyers, K = {k} ({c.personas})")
+    if c.persona_types:
+        personas, k = load_personas(c.persona_types)
+        _log(f"personas: {len(personas)} buyers, K = {k} ({c.persona_types})")
     k = c.num_personas or k
     if personas and max(personas.values()) >= k:
         from simpersona_env.errors import ConfigError
@@ -222,7 +222,7 @@ def traces(cfg: DictConfig) -> int:
     # save
     total = sum(per_merchant.values(), Coverage())
     report = {
-        "source": source, "personas": c.personas or None, "num_personas": k,
+        "source": source, "personas": c.persona_types or None, "num_personas": k,
         "sessions_without_persona": no_persona if personas else None,
         "max_steps": c.max_steps, "max_sessions": c.max_sessions,
         "wall_seconds": round(wall, 3),

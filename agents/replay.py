@@ -54,11 +54,11 @@ from simpersona_env.errors import ConfigError, DataError
 __all__ = [
     "REASONS",
     "Coverage",
-    "SessionReplay",
     "Replayer",
+    "SessionReplay",
     "checkout_details",
-    "hindsight_goal",
     "event_key",
+    "hindsight_goal",
 ]
 
 #: Why a real event was not reproduced (keys of :attr:`Coverage.reasons`).
