@@ -148,7 +148,9 @@ class LLMPolicy:
             raise ConfigError(f"{len(observations)} observations for {len(self.slots)} slots; "
                               "call reset_batch with one persona per env first")
         prompts = [self._prompt(obs, slot) for obs, slot in zip(observations, self.slots)]
-        cands = [candidate_actions(obs) for obs in observations]
+        # no page to go back to before the first action of an episode
+        cands = [[a for a in candidate_actions(obs) if slot.history or a != "back"]
+                 for obs, slot in zip(observations, self.slots)]
         scores = self.score(prompts, cands)
         actions = []
         self.last_choices = []

@@ -40,9 +40,15 @@ class RandomPolicy:
 
     def reset(self, persona: int, goal: str) -> None:
         self.goal = goal
+        self.steps = 0
 
     def act(self, observation: Mapping[str, Any]) -> str:
-        actions = [a for a in candidate_actions(observation) if self.allow_stop or a != "stop"]
+        # no page to go back to before the episode's first action
+        skip = {"stop"} if not self.allow_stop else set()
+        if not getattr(self, "steps", 0):
+            skip.add("back")
+        self.steps = getattr(self, "steps", 0) + 1
+        actions = [a for a in candidate_actions(observation) if a not in skip]
         action = self.rng.choice(actions)
         if is_template(action):
             words = _WORD.findall(str(observation.get("text", ""))) or ["shop"]

@@ -28,13 +28,15 @@ from typing import Any
 from agents.policies.base import page_elements, page_kind
 from simpersona_env.errors import ConfigError, UnknownNameError
 
-__all__ = ["TypeProfile", "RuleBasedBuyer", "CHECKOUT_PROFILE", "load_profiles"]
+__all__ = ["TypeProfile", "RuleBasedBuyer", "CHECKOUT_PROFILE", "CHECKOUT_COUNTRY", "load_profiles"]
 
 #: What the rule-based buyer types into the checkout form (valid for the bundled shop).
 CHECKOUT_PROFILE: dict[str, str] = {
     "field-email": "buyer@example.com", "field-name": "Alex Buyer",
     "field-address": "1 Market Street", "field-city": "Springfield", "field-postcode": "12345",
 }
+#: The country it selects when the shop offers it (else the first real option).
+CHECKOUT_COUNTRY = "United States"
 
 
 @dataclass
@@ -192,10 +194,16 @@ class RuleBasedBuyer:
                 self.filled.add(fid)
                 return f"type[{fid}][{value}]"
         country = els.get("field-country")
-        if country and "field-country" not in self.filled and country[2]:
+        if country and "field-country" not in self.filled:
             self.filled.add("field-country")
-            return f"select[field-country][{country[2][0]}]"
-        return "click[place-order]" if "place-order" in els else "stop"
+            # skip a placeholder such as "Select a country"; prefer the shop's first real one
+            real = [o for o in country[2] if o and not o.lower().startswith(("select", "choose", "-"))]
+            if real:
+                return f"select[field-country][{CHECKOUT_COUNTRY if CHECKOUT_COUNTRY in real else real[0]}]"
+        if "place-order" in els and "place-order" not in self.filled:
+            self.filled.add("place-order")
+            return "click[place-order]"
+        return "stop"  # the order was refused (form errors): this buyer gives up
 
     def __repr__(self) -> str:
         return f"RuleBasedBuyer({ {k: asdict(v) for k, v in self.profiles.items()} })"
