@@ -96,14 +96,15 @@ def load_personas(path: str | Path) -> tuple[dict[tuple[str, str], int], int]:
 
 
 def plot_coverage(report: dict[str, Any], path: str | Path) -> Path:
-    """A two-panel PNG: coverage per event type, and events not reproduced by reason."""
+    """A three-panel PNG: coverage per event type, events not reproduced by reason, and the
+    shop events the navigation added, by type."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     total = report["total"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 3.8))
     by = total["by_event"]
     names = list(by)
     a.barh(names, [by[n]["coverage"] for n in names], color="#3a7")
@@ -112,13 +113,15 @@ def plot_coverage(report: dict[str, Any], path: str | Path) -> Path:
                color="white")
     a.set_xlim(0, 1)
     a.set_title(f"reproduced: {total['coverage']:.1%} of {total['events']} real events")
-    reasons = total["not_reproduced_by_reason"]
-    if reasons:
-        b.barh(list(reasons), list(reasons.values()), color="#c54")
-        b.set_title("not reproduced, by reason")
-    else:
-        b.text(0.5, 0.5, "every event reproduced", ha="center", va="center")
-        b.set_axis_off()
+    for ax, counts, title, color in (
+            (b, total["not_reproduced_by_reason"], "not reproduced, by reason", "#c54"),
+            (c, total["inserted_shop_events"], "shop events added by navigation", "#58b")):
+        if counts:
+            ax.barh(list(counts), list(counts.values()), color=color)
+            ax.set_title(title)
+        else:
+            ax.text(0.5, 0.5, f"{title}: none", ha="center", va="center")
+            ax.set_axis_off()
     fig.suptitle(f"{report['source']}: {total['sessions']} sessions, {total['episodes']} "
                  f"episodes, {total['steps']} steps")
     fig.tight_layout()
@@ -169,7 +172,8 @@ def traces(cfg: DictConfig) -> int:
 
             raise UnknownNameError("merchant", unknown[0], sorted(known))
         events = events.filter(pl.col("merchant_id").is_in([str(m) for m in c.merchants]))
-    _log(f"events: {events.height} rows, {events['session_id'].n_unique()} sessions at "
+    n_total = events.select("merchant_id", "session_id").unique().height
+    _log(f"events: {events.height} rows, {n_total} sessions (per merchant) at "
          f"{events['merchant_id'].n_unique()} merchants ({source})")
     personas, k = ({}, 64)
     if c.persona_types:
@@ -188,7 +192,6 @@ def traces(cfg: DictConfig) -> int:
     _log(f"storefronts: {len(replayer.stores)} merchants, "
          f"{sum(len(s.catalog) for s in replayer.stores.values())} products "
          f"({time.perf_counter() - t0:.1f}s)")
-    n_total = (events.select("merchant_id", "session_id").unique().height)
     n = min(n_total, c.max_sessions) if c.max_sessions else n_total
 
     # run

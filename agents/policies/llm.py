@@ -256,7 +256,7 @@ class LLMPolicy:
         i = self._sample_index(scores)
         if not is_template(cands[i]):
             return cands[i]
-        text = self._generate_text(prompt, template_prefix(cands[i]))
+        text = _clean(self._generate_text(prompt, template_prefix(cands[i])))
         action = fill(cands[i], text)
         if text.strip() and is_valid_action(action, obs):
             return action
@@ -284,10 +284,10 @@ class LLMPolicy:
                 out.append(nxt)
                 text = self.tokenizer.decode(out)
                 if "]" in text:
-                    return _clean(text[: text.index("]")])
+                    return text[: text.index("]")]
                 res = self.model(input_ids=torch.tensor([[nxt]], device=self.device),
                                  use_cache=True, **{self._cache_kw: _cache_of(res)})
-        return _clean(self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0])
+        return self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0]
 
 
 def _clean(text: str) -> str:

@@ -1,0 +1,146 @@
+"""The policy protocol, the LLM policy's constrained scoring, the baselines, the configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.model import AgentMeta
+from agents.policies import BatchPolicy, Policy
+from agents.policies.base import candidate_actions, is_valid_action
+from agents.policies.llm import LLMPolicy, PromptPersonaPolicy
+from agents.policies.rule_based import RuleBasedBuyer, TypeProfile, load_profiles
+from simpersona_env.errors import ConfigError, UnknownNameError
+
+from agent_helpers import home_obs, product_obs, tiny_tokenizer_and_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_agents_is_this_repository_and_imports_light():
+    import agents
+
+    assert Path(agents.__file__).resolve().is_relative_to(REPO)
+    code = ("import sys, agents, agents.policies, agents.traces, agents.tokens;"
+            "from agents.policies import RandomPolicy, RuleBasedBuyer, CallablePolicy;"
+            "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    torch.manual_seed(0)
+    return tiny_tokenizer_and_model(3)
+
+
+def test_cached_batched_scoring_equals_full_forward(fresh):
+    """The KV-cache path scores each candidate exactly like a plain forward pass would."""
+    tok, model = fresh
+    policy = LLMPolicy(model=model, tokenizer=tok, max_rows=5, max_prompts=2)
+    assert isinstance(policy, Policy) and isinstance(policy, BatchPolicy)
+    obs = [home_obs(0), product_obs(1, "mug-red"), home_obs(2, goal="a red mug")]
+    policy.reset_batch([0, 1, 2], ["", "", ""])
+    prompts = [policy._prompt(o, s) for o, s in zip(obs, policy.slots)]
+    cands = [candidate_actions(o) for o in obs]
+    scores = policy.score(prompts, cands)
+    model.eval()
+    for b, (p, cs) in enumerate(zip(prompts, cands)):
+        for j, c in enumerate(cs):
+            ids = policy._candidate_ids(c)
+            with torch.no_grad():
+                lp = torch.log_softmax(model(input_ids=torch.tensor([p + ids])).logits[0], -1)
+            ref = sum(float(lp[len(p) - 1 + i, t]) for i, t in enumerate(ids))
+            assert scores[b][j] == pytest.approx(ref, abs=1e-3), (b, c)
+
+
+def test_llm_policy_only_valid_actions_and_seeded(fresh):
+    tok, model = fresh
+    pages = [home_obs(1), product_obs(1, "cap-green"), home_obs(2, error="bad id")]
+    runs = []
+    for _ in range(2):
+        policy = LLMPolicy(model=model, tokenizer=tok, seed=5, temperature=30.0)
+        policy.reset(1, "")
+        acts = [policy.act(pages[i % 3]) for i in range(24)]
+        runs.append(acts)
+        for i, a in enumerate(acts):
+            assert is_valid_action(a, pages[i % 3]), a
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) > 3  # it does sample (untrained: long actions need a high temperature)
+
+
+def test_free_text_is_generated_or_falls_back(fresh):
+    tok, model = fresh
+    policy = LLMPolicy(model=model, tokenizer=tok, seed=0)
+    policy.reset(0, "")
+    obs = home_obs(0)
+    for text in ["red mug", "", "\x02\ufffd"]:
+        policy._generate_text = lambda prompt, prefix, t=text: t  # the model's reply, fixed
+        action = policy._choose([1, 2], obs, ["search[<text>]", "click[nav-cart]", "stop"],
+                                [0.0, -50.0, -60.0])
+        assert action == ("search[red mug]" if text == "red mug" else "click[nav-cart]")
+
+
+def test_prompt_persona_policy(fresh, tmp_path):
+    from agents.model import save_agent
+
+    tok, model = fresh
+    desc = {0: "leaves at once", 1: "browses one product", 2: "adds to cart"}
+    save_agent(tmp_path, model, tok, AgentMeta(n_personas=3, persona_mode="text",
+                                               descriptions={str(k): v for k, v in desc.items()}))
+    policy = PromptPersonaPolicy(tmp_path, seed=0)
+    policy.reset(1, "")
+    prompt = tok.decode(policy._prompt(home_obs(1), policy.slots[0]))
+    assert prompt.startswith("persona: browses one product\n") and "<persona_" not in prompt
+    assert is_valid_action(policy.act(home_obs(1)), home_obs(1))
+    with pytest.raises(ConfigError, match="description"):
+        PromptPersonaPolicy(tmp_path, descriptions={0: "x"}).reset(2, "")
+
+
+def test_type_profiles(tmp_path):
+    with pytest.raises(ConfigError, match="view_to_cart"):
+        TypeProfile(view_to_cart=1.5)
+    p = TypeProfile.from_features({"n_sessions": 2, "n_product_views": 8, "view_to_cart": 0.25,
+                                   "cart_to_purchase": 0.5, "search_share": 0.1, "bounced": 0.3})
+    assert (p.views_per_session, p.view_to_cart, p.cart_to_purchase, p.bounce) == (4.0, 0.25, 0.5, 0.3)
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps({"0": {"views_per_session": 1, "view_to_cart": 0.0},
+                                "1": {"n_sessions": 1, "n_product_views": 3, "view_to_cart": 0.5}}))
+    profiles = load_profiles(path)
+    assert profiles[0].views_per_session == 1 and profiles[1].view_to_cart == 0.5
+    buyer = RuleBasedBuyer(path, seed=0)
+    with pytest.raises(UnknownNameError, match="buyer type '5'"):
+        buyer.reset(5, "")
+    # statistics drive behaviour: a type that never carts never clicks add-to-cart
+    never = RuleBasedBuyer({0: TypeProfile(views_per_session=5, view_to_cart=0.0, bounce=0)}, seed=1)
+    always = RuleBasedBuyer({0: TypeProfile(views_per_session=5, view_to_cart=1.0, bounce=0)}, seed=1)
+    for b in (never, always):
+        b.reset(0, "")
+    assert never.act(product_obs(0, "mug-red")) != "click[add-to-cart]"
+    assert always.act(product_obs(0, "mug-red")) == "click[add-to-cart]"
+
+
+def test_policy_configs_instantiate(trained_agent, tmp_path):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from simpersona_env.config import CONFIG_DIR
+
+    profiles = tmp_path / "p.json"
+    profiles.write_text(json.dumps({"0": {"views_per_session": 2}}))
+    values = {"rule_based": {"profiles": str(profiles)},
+              "llm": {"checkpoint": str(trained_agent["dir"])},
+              "openai": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}}
+    names = sorted(p.stem for p in (CONFIG_DIR / "policy").glob("*.yaml"))
+    assert {"random", "rule_based", "llm", "prompt_persona", "openai"} <= set(names)
+    for name in ["random", "rule_based", "llm", "openai"]:
+        cfg = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "policy" / f"{name}.yaml"),
+                              values.get(name, {}))
+        policy = instantiate(cfg)
+        assert isinstance(policy, Policy), name
