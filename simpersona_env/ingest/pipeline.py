@@ -67,7 +67,9 @@ RUNNERS = ("local", "ray")
 #: ``progress(stage, done, total)`` callback type.
 Progress = Callable[[str, int, int], None]
 
-_UNIT_BYTES = 64 << 20  # input bytes per unit: bounds the memory of stages 2 and 3
+_UNIT_BYTES = 32 << 20  # input bytes per unit: bounds the memory of stages 2 and 3
+_STAGE_ROWS_PER_FILE = 200_000
+_STAGE_BYTES_PER_FILE = 16 << 20
 _DEDUP_KEYS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "product_id",
                "category", "brand", "price", "query")
 
@@ -147,10 +149,13 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         (frame.with_columns(_k=key)
          .select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, "_k",
                  _unit=(pl.col("_k") % units).cast(pl.UInt32))).sink_parquet(
+            # bounded files per unit: otherwise each unit's rows are held until the end
             pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
+                           max_rows_per_file=_STAGE_ROWS_PER_FILE,
+                           approximate_bytes_per_file=_STAGE_BYTES_PER_FILE,
                            file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
                                                          f"f{file_index:05d}-"
-                                                         f"{a.index_in_partition}.parquet")),
+                                                         f"{a.index_in_partition:05d}.parquet")),
             mkdir=True, compression="uncompressed", engine="streaming")
 
     def attempt(frame: pl.LazyFrame) -> None:
@@ -277,6 +282,8 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         ((pl.col("event") == "purchase") & (prior == 0)).sum()).item())
     df = df.select(CANONICAL_COLUMNS)
     counts["rows_out"] = df.height
+    if df.height:
+        counts["ts_min"], counts["ts_max"] = df["ts"].min(), df["ts"].max()
     for (merchant,), part in df.partition_by("merchant_id", as_dict=True,
                                              maintain_order=True).items():
         folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
@@ -440,7 +447,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         runner: ``"local"`` or ``"ray"`` (same code, same bytes).
         ray_address: Ray cluster to join (default: a local instance).
         num_cpus: CPUs of a local Ray instance.
-        units: buyer units for stages 2-3 (0: one per 64 MiB of input). The output depends
+        units: buyer units for stages 2-3 (0: one per 32 MiB of input). The output depends
             on it only through file names, never through content.
         buyers: also build buyer representations and merchant statistics.
         max_len: tokens kept per buyer.
@@ -538,8 +545,6 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
 def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_units: int,
               n_buyers: int | None, quarantine: Any, runner: str, timings: dict[str, float],
               total_s: float) -> dict[str, Any]:
-    import polars as pl
-
     files = []
     for r in s1:
         info = r["file"]
@@ -554,9 +559,8 @@ def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_
     for r in s2:
         for m, n in r["merchants"].items():
             merchants[m] = merchants.get(m, 0) + n
-    span = read_events(out).select(pl.col("ts").min().alias("lo"),
-                                   pl.col("ts").max().alias("hi"),
-                                   pl.col("session_id").n_unique().alias("s")).collect()
+    lows = [r["ts_min"] for r in s2 if r.get("ts_min") is not None]
+    highs = [r["ts_max"] for r in s2 if r.get("ts_max") is not None]
     by_reason: dict[str, int] = {}
     for f in files:
         for k, v in f["quarantined_by_reason"].items():
@@ -564,8 +568,12 @@ def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_
     rows_in = sum(f["rows_in"] for f in files)
     out_rows = sum(r["rows_out"] for r in s2)
     dups = sum(r["duplicates"] for r in s2)
+    from simpersona_env.buyers.spec import SCHEMA_VERSION
+
     return {
         "events_schema_version": EVENTS_SCHEMA_VERSION,
+        "buyer_schema_version": SCHEMA_VERSION,
+        "canonical_columns": list(CANONICAL_COLUMNS),
         "source": mapping.name,
         "mapping": mapping.to_dict(),
         "files": files,
@@ -584,8 +592,8 @@ def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_
         "merchants": dict(sorted(merchants.items())),
         "n_merchants": len(merchants),
         "n_buyers": n_buyers,
-        "time_range": {"min": str(span["lo"][0]) if span.height else None,
-                       "max": str(span["hi"][0]) if span.height else None},
+        "time_range": {"min": str(min(lows)) if lows else None,
+                       "max": str(max(highs)) if highs else None},
         "units": n_units,
         "runner": runner,
         "timings_s": {**{k: round(v, 3) for k, v in timings.items()},
