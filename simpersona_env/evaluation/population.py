@@ -141,23 +141,68 @@ def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
     return out
 
 
+def _depth_rate(mean_views: float) -> float:
+    """lambda with E[D | D >= 1] = mean_views for D ~ Poisson(lambda) (bisection)."""
+    if mean_views <= 1.0 + 1e-9:
+        return 1e-6
+    lo, hi = 1e-6, max(2.0 * mean_views, 1.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mid / -np.expm1(-mid) < mean_views:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _cart_rate(lam: float, target: float) -> float:
+    """q with P(at least one cart | D >= 1) = target when each view carts with prob. q."""
+    if target <= 0:
+        return 0.0
+
+    def reach(q: float) -> float:  # 1 - E[(1-q)^D | D >= 1], D ~ Poisson(lam)
+        return 1.0 - (np.exp(-lam * q) - np.exp(-lam)) / -np.expm1(-lam)
+
+    lo, hi = 0.0, 1.0
+    if reach(hi) <= target:
+        return 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if reach(mid) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
 def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path) -> Path:
-    """Write each type's mean buyer features (and bounce rate) as JSON, the input of the
-    rule-based typed buyer (``agents.policies.rule_based.load_profiles``)."""
+    """Write the rule-based typed buyer's profile of each type (JSON, the input of
+    ``agents.policies.rule_based.load_profiles``), fitted to the type's observed funnel.
+
+    Per type, from its (training) buyers: the browse depth is set so that the buyers who view
+    at least one product view as many as the type's buyers do; the per-view cart probability
+    so that the share reaching the cart (or buying: real logs have purchases without a cart
+    event) matches; the cart-to-purchase probability so that conversion matches. Bounce is 0
+    because a buyer who views no product is not in a product-event log: depth 0 already
+    plays that part. Types with no buyer get the overall profile, so every type has one.
+    """
     import polars as pl
 
-    from simpersona_env.buyers.spec import FEATURE_NAMES
-
     df = buyers.with_columns(pl.Series("_type", np.asarray(types, np.int64)))
-    doc: dict[str, dict[str, float]] = {}
-    for t in range(k):
-        part = df.filter(pl.col("_type") == t)
-        if part.height == 0:
-            continue
-        means = {f: float(part[f].mean()) for f in FEATURE_NAMES if f in part.columns}
-        if "bounced" in part.columns:
-            means["bounced"] = float(part["bounced"].cast(pl.Float64).mean())
-        doc[str(t)] = means
+
+    def profile(part: pl.DataFrame) -> dict[str, float]:
+        sessions = max(float(part["n_sessions"].mean()), 1.0)
+        views = max(float(part["n_product_views"].mean()) / sessions, 1.0)
+        conv = float((part["converted"] > 0).mean())
+        carted = float(part["has_cart"].cast(pl.Float64).mean()) if "has_cart" in part.columns \
+            else conv
+        reach_cart = min(max(carted, conv), 0.999)
+        lam = _depth_rate(views)
+        return {"views_per_session": float(lam), "view_to_cart": float(_cart_rate(lam, reach_cart)),
+                "cart_to_purchase": float(min(conv / reach_cart, 1.0)) if reach_cart > 0 else 0.0,
+                "search_share": float(min(max(part["search_share"].mean(), 0.0), 1.0)),
+                "bounce": 0.0}
+
+    overall = profile(df)
+    doc = {str(t): (profile(part) if (part := df.filter(pl.col("_type") == t)).height else overall)
+           for t in range(k)}
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(doc, indent=2) + "\n")

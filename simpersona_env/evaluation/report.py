@@ -113,7 +113,7 @@ def _plot_conversion(result: Mapping[str, Any], path: Path) -> list[list[Any]]:
                 ax.annotate(m, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
             rows.append([name, m, *real[ms.index(m)], *sim[ms.index(m)]])
         top = max(top, np.nanmax(np.concatenate([rh, sh, [0.01]])))
-    lim = top * 1.1
+    lim = max(top, 0.01) * 1.1
     ax.plot([0, lim], [0, lim], "k--", lw=1, label="simulated = real")
     ax.set_xlim(0, lim)
     ax.set_ylim(0, lim)
@@ -134,6 +134,12 @@ def _plot_funnel_by_type(result: Mapping[str, Any], path: Path, policy: str | No
     p = (result.get("policies") or {}).get(policy or "", {})
     sim, real = p.get("by_type") or {}, result.get("real_by_type") or {}
     types = sorted({*sim, *real}, key=lambda t: int(t))
+    if not stages:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.text(0.5, 0.5, "population evaluation not run", ha="center", va="center")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return []
     fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages) + 1, 3.8), squeeze=False)
     rows: list[list[Any]] = []
     x = np.arange(len(types))

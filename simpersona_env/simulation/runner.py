@@ -551,8 +551,10 @@ def simulate(spec: SimulationSpec, out_dir: str | Path, *, runner: str = "local"
     spec_path = out / SPEC_FILE
     if resume and spec_path.exists():
         old = json.loads(spec_path.read_text()).get("spec")
-        if old is not None and old != spec_doc:
-            changed = sorted(k for k in spec_doc if old.get(k) != spec_doc[k])
+        # more (or fewer) buyers is fine: buyer i does not depend on how many there are
+        changed = sorted(k for k in spec_doc if k != "n_buyers" and old is not None
+                         and old.get(k) != spec_doc[k])
+        if changed:
             raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                               "resume it with the same settings, or pass overwrite=true or "
                               "another out_dir")
