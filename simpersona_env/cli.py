@@ -26,6 +26,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("agent", "train"): ("agents.commands:train", "agent_train"),
     ("traces",): ("agents.commands_traces:traces", "traces"),
     ("demo",): ("simpersona_env.commands.demo:run", "demo"),
+    ("simulate",): ("simpersona_env.commands.simulate:run", "simulate"),
+    ("evaluate",): ("simpersona_env.commands.evaluate:run", "evaluate"),
+    ("evaluate", "goal"): ("simpersona_env.commands.evaluate:goal", "evaluate_goal"),
 }
 
 
