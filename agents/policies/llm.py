@@ -10,9 +10,9 @@ template is drawn, the free text is generated token by token after the prefix, u
 if the completed action does not validate (empty text, unknown option), the best concrete
 candidate is taken instead.
 
-Batched: :meth:`LLMPolicy.act_batch` encodes the prompts of several envs in one forward pass
-(left-padded) and scores all their candidates in a second one that reuses the prompts' KV
-cache, so the prompt is never recomputed per candidate.
+Batched: :meth:`LLMPolicy.act_batch` scores the candidates of several envs in one forward
+pass; each page's prompt is encoded once, its candidates attached to it under a tree-shaped
+attention mask (see :meth:`LLMPolicy.score`).
 
 Example:
     >>> policy = LLMPolicy("runs/agent", seed=0)  # doctest: +SKIP
@@ -76,8 +76,7 @@ class LLMPolicy:
         persona_mode: override the checkpoint's (``token``, ``none``, ``text``).
         descriptions: type index -> text, for ``persona_mode="text"``.
         max_text_tokens: longest free text generated for a template.
-        max_rows: candidate rows scored per forward pass (memory bound).
-        max_prompts: prompts encoded per forward pass (memory bound).
+        max_prompts: pages scored per forward pass (memory bound).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -85,7 +84,7 @@ class LLMPolicy:
                  n_personas: int | None = None, temperature: float = 1.0, seed: int = 0,
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
-                 max_rows: int = 256, max_prompts: int = 16):
+                 max_prompts: int = 8):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -107,7 +106,6 @@ class LLMPolicy:
             raise ConfigError("persona_mode='text' needs descriptions (type index -> text)")
         self.temperature = temperature
         self.max_text_tokens = max_text_tokens
-        self.max_rows = max_rows
         self.max_prompts = max_prompts
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -116,8 +114,7 @@ class LLMPolicy:
         params = inspect.signature(model.forward).parameters
         # the KV-cache argument is ``cache`` in transformers 5, ``past_key_values`` before
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        # only the prompt's last logits are needed: skip the (L, V) rest when the model can
-        self._keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self._slice_logits = "logits_to_keep" in params
         self.slots: list[_Slot] = [_Slot()]
         self.last_choices: list[Choice] = []
 
@@ -184,63 +181,61 @@ class LLMPolicy:
               ) -> list[list[float]]:
         """Log-likelihood of each candidate action after each prompt (token ids).
 
-        One forward pass encodes the (left-padded) prompts with a KV cache; candidate rows
-        then reuse their prompt's cache rows (``reorder_cache`` repeats them), in chunks of
-        ``max_rows``.
+        Each prompt and *all* its candidates form one sequence, ``prompt + cand_1 + cand_2 +
+        ...``, with an attention mask that lets a candidate's tokens see the prompt and their
+        own earlier tokens only, and positions that restart after the prompt for each
+        candidate: one forward pass scores every candidate of ``max_prompts`` pages at once,
+        and the prompt is encoded once (not once per candidate).
         """
         import torch
 
         cand_ids = [[self._candidate_ids(c) for c in cs] for cs in candidates]
         out: list[list[float]] = [[0.0] * len(cs) for cs in candidates]
-        rows = [(b, j) for b, cs in enumerate(cand_ids) for j in range(len(cs))]
         with torch.inference_mode():
             for start in range(0, len(prompts), self.max_prompts):
                 group = list(range(start, min(len(prompts), start + self.max_prompts)))
-                self._score_group(group, prompts, cand_ids,
-                                  [r for r in rows if group[0] <= r[0] <= group[-1]], out)
+                self._score_group(group, prompts, cand_ids, out)
         return out
 
     def _score_group(self, group: list[int], prompts: Sequence[Sequence[int]],
-                     cand_ids: list[list[list[int]]], rows: list[tuple[int, int]],
-                     out: list[list[float]]) -> None:
+                     cand_ids: list[list[list[int]]], out: list[list[float]]) -> None:
         import torch
 
-        dev = self.device
-        lp = max(len(prompts[b]) for b in group)
-        # left padding: every prompt ends at column lp-1, where the first action token is read
-        ids = torch.full((len(group), lp), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), lp), dtype=torch.long)
+        dtype = next(self.model.parameters()).dtype
+        lengths = [len(prompts[b]) + sum(map(len, cand_ids[b])) for b in group]
+        t_max = max(lengths)
+        ids = torch.full((len(group), t_max), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(group), t_max), dtype=torch.long)
+        allow = torch.zeros((len(group), t_max, t_max), dtype=torch.bool)  # [query, key]
+        reads: list[tuple[int, int, list[int], list[int]]] = []  # (b, j, read positions, ids)
         for i, b in enumerate(group):
-            ids[i, lp - len(prompts[b]):] = torch.tensor(prompts[b])
-            mask[i, lp - len(prompts[b]):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        res = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
-                         position_ids=pos.to(dev), use_cache=True, **self._keep_last)
-        first_logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)  # (G, V)
-        where = {b: i for i, b in enumerate(group)}
-        for start in range(0, len(rows), self.max_rows):
-            chunk = rows[start:start + self.max_rows]
-            lc = max(len(cand_ids[b][j]) for b, j in chunk)
-            c_ids = torch.full((len(chunk), lc), self.pad_id, dtype=torch.long)
-            c_mask = torch.zeros((len(chunk), lc), dtype=torch.long)
-            for r, (b, j) in enumerate(chunk):
-                t = cand_ids[b][j]
-                c_ids[r, :len(t)] = torch.tensor(t)
-                c_mask[r, :len(t)] = 1
-            src = torch.tensor([where[b] for b, _ in chunk])
-            cache = _repeat_cache(_cache_of(res), src.to(dev))
-            full_mask = torch.cat([mask[src], c_mask], dim=1)  # (R, lp + lc)
-            c_pos = mask[src].sum(-1, keepdim=True) + torch.arange(lc)  # continue each prompt
-            logits = self.model(input_ids=c_ids.to(dev), attention_mask=full_mask.to(dev),
-                                position_ids=c_pos.to(dev), use_cache=True,
-                                **{self._cache_kw: cache}).logits.float()  # (R, lc, V)
-            logp = torch.log_softmax(logits, dim=-1).cpu()
-            # token t of a candidate is predicted at t-1 (t=0: at the prompt's last column)
-            tok_lp = torch.cat([first_logp[src].cpu().gather(1, c_ids[:, :1]),
-                                logp[:, :-1].gather(2, c_ids[:, 1:, None]).squeeze(-1)], dim=1)
-            sums = (tok_lp * c_mask).sum(-1)
-            for r, (b, j) in enumerate(chunk):
-                out[b][j] = float(sums[r])
+            lp = len(prompts[b])
+            ids[i, :lp] = torch.tensor(prompts[b])
+            pos[i, :lp] = torch.arange(lp)
+            allow[i, :lp, :lp] = torch.ones(lp, lp, dtype=torch.bool).tril()
+            s = lp
+            for j, t in enumerate(cand_ids[b]):
+                n = len(t)
+                ids[i, s:s + n] = torch.tensor(t)
+                pos[i, s:s + n] = torch.arange(lp, lp + n)  # every candidate follows the prompt
+                allow[i, s:s + n, :lp] = True
+                allow[i, s:s + n, s:s + n] = torch.ones(n, n, dtype=torch.bool).tril()
+                # token 0 is read at the prompt's last position, token m at the candidate's m-1
+                reads.append((i, j, [lp - 1] + list(range(s, s + n - 1)), t))
+                s += n
+            allow[i, s:, s:] = torch.eye(t_max - s, dtype=torch.bool)  # padding: itself only
+        # an additive mask works with every attention kernel (eager, sdpa)
+        mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)
+        # logits are read only from the last prompt position on: skip the LM head elsewhere
+        first = min(len(prompts[b]) for b in group) - 1
+        keep = ({"logits_to_keep": torch.arange(first, t_max, device=self.device)}
+                if self._slice_logits else {})
+        logits = self.model(input_ids=ids.to(self.device), position_ids=pos.to(self.device),
+                            attention_mask=mask[:, None].to(self.device), **keep).logits
+        shift = first if keep else 0  # logits: (G, T - shift, V)
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for i, j, at, t in reads:
+            out[group[i]][j] = float(logp[i, [a - shift for a in at], t].sum())
 
     def _sample_index(self, scores: Sequence[float]) -> int:
         import torch
@@ -299,16 +294,6 @@ def _cache_of(res: Any) -> Any:
     # transformers 5 names the output's KV cache ``cache``; older versions ``past_key_values``
     cache = getattr(res, "cache", None)
     return cache if cache is not None else res.past_key_values
-
-
-def _repeat_cache(cache: Any, index: torch.Tensor) -> Any:
-    """A copy of a KV cache whose batch rows are ``cache[index]`` (rows may repeat)."""
-    import copy
-
-    new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
-    new.reorder_cache(index)  # index_select along the batch dim, into the copied layers
-    return new
 
 
 class PromptPersonaPolicy(LLMPolicy):

@@ -40,10 +40,10 @@ def fresh():
     return tiny_tokenizer_and_model(3)
 
 
-def test_cached_batched_scoring_equals_full_forward(fresh):
-    """The KV-cache path scores each candidate exactly like a plain forward pass would."""
+def test_batched_scoring_equals_full_forward(fresh):
+    """The tree-masked batch scores each candidate exactly like a plain forward pass would."""
     tok, model = fresh
-    policy = LLMPolicy(model=model, tokenizer=tok, max_rows=5, max_prompts=2)
+    policy = LLMPolicy(model=model, tokenizer=tok, max_prompts=2)
     assert isinstance(policy, Policy) and isinstance(policy, BatchPolicy)
     obs = [home_obs(0), product_obs(1, "mug-red"), home_obs(2, goal="a red mug")]
     policy.reset_batch([0, 1, 2], ["", "", ""])
