@@ -11,8 +11,9 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
+import simpersona_env.ingest.mapping  # noqa: F401  (registers the schema of the data= group)
 from simpersona_env.config import field, register, to_object
 from simpersona_env.personas.model import PersonaVQVAEConfig
 from simpersona_env.personas.train import TrainConfig
@@ -25,8 +26,11 @@ __all__ = ["PersonasTrainCommand", "PersonasAssignCommand", "PersonasReportComma
            "assign", "report", "load_data"]
 
 
-_DATA_HELP = ("buyers.parquet, an ingest output folder (every buyer table under it), several "
-              "joined by ',', or 'synthetic' (generated archetype traffic)")
+_BUYERS_HELP = ("buyers.parquet, an ingest output folder (every buyer table under it), several "
+                "joined by ',', or 'synthetic' (generated archetype traffic); default: the "
+                "ingest output of data=<name>, else synthetic")
+_DATA_HELP = ("data=<rees46|taobao|...>: read the buyers that `simpersona ingest data=<name>` "
+              "wrote to <ingest_dir>/<name>")
 
 
 @dataclasses.dataclass
@@ -43,7 +47,9 @@ class SyntheticSource:
 class PersonasTrainCommand:
     """``simpersona personas train``."""
 
-    data: str = field("synthetic", help=_DATA_HELP)
+    buyers: Optional[str] = field(None, help=_BUYERS_HELP)
+    data: Optional[Any] = field(None, help=_DATA_HELP)
+    ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
     synthetic: SyntheticSource = field(help="generated data settings",
                                        default_factory=SyntheticSource)
     out_dir: str = field("runs/personas", help="writes model/ (checkpoint), curves.png, "
@@ -58,12 +64,14 @@ class PersonasTrainCommand:
 class PersonasAssignCommand:
     """``simpersona personas assign``."""
 
-    data: str = field("synthetic", help=_DATA_HELP)
+    buyers: Optional[str] = field(None, help=_BUYERS_HELP)
+    data: Optional[Any] = field(None, help=_DATA_HELP)
+    ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
     synthetic: SyntheticSource = field(help="generated data settings",
                                        default_factory=SyntheticSource)
     checkpoint: str = field("runs/personas/model", help="folder written by `personas train`")
     out_dir: str = field("runs/personas", help="writes types.parquet and populations.json")
-    k: int | None = field(None, help="refuse a checkpoint with another number of types")
+    k: Optional[int] = field(None, help="refuse a checkpoint with another number of types")
     batch_size: int = field(8192, help="buyers per encoder pass")
     threads: int = field(2, help="torch CPU threads")
 
@@ -72,14 +80,16 @@ class PersonasAssignCommand:
 class PersonasReportCommand:
     """``simpersona personas report``."""
 
-    data: str = field("synthetic", help=_DATA_HELP)
+    buyers: Optional[str] = field(None, help=_BUYERS_HELP)
+    data: Optional[Any] = field(None, help=_DATA_HELP)
+    ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
     synthetic: SyntheticSource = field(help="generated data settings",
                                        default_factory=SyntheticSource)
     checkpoint: str = field("runs/personas/model", help="folder written by `personas train`")
     out_dir: str = field("runs/personas/report", help="writes report.md and its PNGs")
-    events: str | None = field(None, help="canonical events (Parquet file or folder) for top "
+    events: Optional[str] = field(None, help="canonical events (Parquet file or folder) for top "
                                           "categories; default: events/ beside the buyer table")
-    k: int | None = field(None, help="refuse a checkpoint with another number of types")
+    k: Optional[int] = field(None, help="refuse a checkpoint with another number of types")
     threads: int = field(2, help="torch CPU threads")
 
 
@@ -94,9 +104,19 @@ def _log(msg: str) -> None:
     Console(stderr=True, highlight=False).print(f"[bold cyan]personas[/] {msg}")
 
 
+def resolve_buyers(c: Any) -> str:
+    """The ``buyers`` setting of a command config: explicit, from ``data=<name>``, or synthetic."""
+    if c.buyers:
+        return str(c.buyers)
+    if c.data:
+        name = c.data.get("name") if isinstance(c.data, dict) else getattr(c.data, "name", None)
+        return str(Path(c.ingest_dir) / str(name))
+    return "synthetic"
+
+
 def load_data(data: str, synthetic: SyntheticSource | None = None, want_events: bool = False
               ) -> tuple[pl.DataFrame, pl.LazyFrame | None, str]:
-    """(buyers, events or None, a description of the source) for a ``data`` setting."""
+    """(buyers, events or None, a description of the source) for a ``buyers`` setting."""
     import polars as pl
 
     from simpersona_env.buyers import build_buyers
@@ -135,7 +155,7 @@ def train(cfg: DictConfig) -> int:
     c.model = to_object(cfg.model, PersonaVQVAEConfig)
     c.train = to_object(cfg.train, TrainConfig)
     _set_threads(c.threads)
-    buyers, _, source = load_data(c.data, c.synthetic)
+    buyers, _, source = load_data(resolve_buyers(c), c.synthetic)
     _log(f"buyers: {buyers.height} at {buyers['merchant_id'].n_unique()} merchants ({source})")
     t0 = time.perf_counter()
     typer = train_personas(buyers, c.model, c.train)
@@ -158,7 +178,7 @@ def _assign(c: Any, want_events: bool):
     _set_threads(c.threads)
     typer = load_checkpoint(c.checkpoint, expect_k=c.k)
     _log(f"model: {c.checkpoint} (k={typer.k})")
-    buyers, events, source = load_data(c.data, c.synthetic, want_events)
+    buyers, events, source = load_data(resolve_buyers(c), c.synthetic, want_events)
     _log(f"buyers: {buyers.height} at {buyers['merchant_id'].n_unique()} merchants ({source})")
     t0 = time.perf_counter()
     types = typer.assign(buyers, **({"batch_size": c.batch_size} if hasattr(c, "batch_size")

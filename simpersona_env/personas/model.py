@@ -49,8 +49,8 @@ class PersonaVQVAEConfig:
     channel_vocab: dict[str, int] = field(dict(TOKEN_CHANNELS),
                                           help="token channel -> vocabulary size incl. padding 0")
     n_outcomes: int = field(len(OUTCOME_COLUMNS), help="funnel outcomes the heads predict")
-    ema_decay: float = field(0.9, help="EMA decay of the codebook updates")
-    commitment_weight: float = field(0.25, help="weight of the VQ commitment loss")
+    ema_decay: float = field(0.99, help="EMA decay of the codebook updates")
+    commitment_weight: float = field(1.0, help="weight of the VQ commitment loss")
     dead_code_threshold: float = field(
         1.0, help="a code whose EMA usage falls below this many buyers per batch is re-seeded "
                   "from the batch (dead-code replacement)")

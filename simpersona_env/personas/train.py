@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,9 @@ class TrainConfig:
     epochs_pretrain: int = field(6, help="epochs without quantization before the codebook init")
     epochs: int = field(20, help="epochs with quantization")
     batch_size: int = field(256, help="buyers per optimisation step")
-    lr: float = field(3e-3, help="AdamW learning rate")
+    lr: float = field(1e-3, help="AdamW learning rate")
+    vq_lr_scale: float = field(0.3, help="learning-rate factor after the codebook init (a gentler "
+                                         "phase keeps the pre-trained structure the codes sit on)")
     weight_decay: float = field(1e-4, help="AdamW weight decay")
     min_buyers_per_type: int = field(8, help="refuse to train with fewer training buyers per type")
     train_split_only: bool = field(True, help="fit on split == 'train' buyers only (the held-out "
@@ -79,13 +82,17 @@ def _perplexity(codes: np.ndarray, k: int) -> float:
 
 
 def train_personas(buyers: pl.DataFrame, model_cfg: PersonaVQVAEConfig,
-                   cfg: TrainConfig | None = None) -> PersonaModel:
+                   cfg: TrainConfig | None = None,
+                   on_epoch: Callable[[dict[str, Any], PersonaModel], None] | None = None
+                   ) -> PersonaModel:
     """Fit the VQ-VAE on a buyer table and return the model with its feature scaler.
 
     Args:
         buyers: a buyer table (``simpersona_env.buyers.build_buyers`` / ``read_buyers``).
         model_cfg: architecture; ``max_len`` caps the sequence read.
         cfg: optimisation settings.
+        on_epoch: called after each epoch with its history row and the model so far
+            (for diagnostics; the model is left in train mode afterwards).
 
     Returns:
         A :class:`~simpersona_env.personas.assign.PersonaModel` (model, scaler, history).
@@ -114,14 +121,20 @@ def train_personas(buyers: pl.DataFrame, model_cfg: PersonaVQVAEConfig,
     scaler = FeatureScaler.fit(train_df)
     arr = to_arrays(train_df, scaler, model_cfg.max_len)
     model = PersonaVQVAE(model_cfg)
+    typer = PersonaModel(model=model, scaler=scaler, history=[],
+                         info={"schema_version": SCHEMA_VERSION, "train_buyers": train_df.height,
+                               "merchants": int(train_df["merchant_id"].n_unique()),
+                               "train": dataclasses.asdict(cfg)})
+    history = typer.history
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[dict[str, Any]] = []
     total = cfg.epochs_pretrain + cfg.epochs
     bar = tqdm(range(total), desc="personas train", disable=not cfg.progress, unit="epoch")
     for epoch in bar:
         quantize = epoch >= cfg.epochs_pretrain
         if quantize and epoch == cfg.epochs_pretrain:
             model.init_codebook(_latents(model, arr, torch))
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * cfg.vq_lr_scale
         model.train()
         sums = dict.fromkeys(LOSS_TERMS, 0.0)
         codes, n_seen = [], 0
@@ -147,11 +160,10 @@ def train_personas(buyers: pl.DataFrame, model_cfg: PersonaVQVAEConfig,
         history.append(row)
         bar.set_postfix({k: round(v, 3) for k, v in row.items()
                          if k in ("loss", "outcomes", "perplexity")})
+        if on_epoch is not None and quantize:
+            on_epoch(row, typer)
     model.eval()
-    return PersonaModel(model=model, scaler=scaler, history=history,
-                        info={"schema_version": SCHEMA_VERSION, "train_buyers": train_df.height,
-                              "merchants": int(train_df["merchant_id"].n_unique()),
-                              "train": dataclasses.asdict(cfg)})
+    return typer
 
 
 def _latents(model, arr, torch, batch_size: int = 4096):
