@@ -103,8 +103,13 @@ def run(cfg: Any) -> int:
         raise ConfigError("policy.profiles=auto needs the training buyers; it works in "
                           "`simpersona evaluate`; here pass a profiles JSON (type_profiles.json)")
     if c.population:
-        probs = population_probs(c.population, c.merchant or c.store_id or None)
-        where = f"{c.population} ({c.merchant or c.store_id or '__all__'})"
+        merchant = c.merchant or c.store_id
+        if not merchant:  # the store the buyers will shop at: the preset's first
+            from simpersona_env.commands.shop import build_stores
+
+            merchant = build_stores(StoreConfig(**store))[0].store_id
+        probs = population_probs(c.population, merchant)
+        where = f"{c.population} ({merchant})"
     elif c.k > 0:
         probs, where = [1.0 / c.k] * c.k, f"uniform over k={c.k} types (no population given)"
     else:

@@ -111,7 +111,10 @@ class SimulationSpec:
             self.policy_name = _policy_label(self.policy)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if hasattr(self.policy, "act"):  # an object passed in: named by its class
+            d["policy"] = f"<{type(self.policy).__module__}.{type(self.policy).__qualname__}>"
+        return json.loads(json.dumps(d, default=str))
 
     def batches(self) -> list[list[int]]:
         """The fixed batches of buyer indices."""
@@ -120,6 +123,8 @@ class SimulationSpec:
 
 
 def _policy_label(policy: Any) -> str:
+    if hasattr(policy, "act"):
+        return type(policy).__name__
     target = policy if isinstance(policy, str) else dict(policy).get("_target_", "policy")
     return str(target).replace(":", ".").rsplit(".", 1)[-1]
 
