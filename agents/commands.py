@@ -40,6 +40,8 @@ class AgentTrainConfig:
                             "1 + the largest persona in the traces")
     descriptions: str = field("", help="JSON {type index: text} describing each type, for "
                               "sft.persona=text (the prompt-persona baseline)")
+    quality_steps: int = field(300, help="held-out steps scored for next-action match per type "
+                               "and the persona-swap divergence after training (0: skip)")
     agent: AgentModelConfig = field(default_factory=AgentModelConfig,
                                     help="the causal LM (agent=small|large|tiny, agent.model=...)")
     sft: SFTSettings = field(default_factory=SFTSettings, help="fine-tuning settings")
@@ -110,6 +112,29 @@ def train(cfg: DictConfig) -> int:
                    "n_parameters": n_params, "train_tokens_per_s": result.train_tokens / max(result.seconds, 1e-9),
                    "wall_s": time.perf_counter() - t0})
     plot_losses(result, out / "loss.png")
+    quality = _quality(model, tokenizer, meta, eval_eps, c.quality_steps, out)
+    if quality:
+        metrics = json.loads((out / "metrics.json").read_text())
+        (out / "metrics.json").write_text(json.dumps({**metrics, "quality": quality}, indent=2))
+        _log(f"held-out next-action match {quality['next_action']['overall']:.3f} over "
+             f"{quality['next_action']['n']} steps; per type {quality['next_action']['per_type']}")
     _log(f"train loss {result.train_loss_first:.3f} -> {result.train_loss_last:.3f}; held-out "
          f"loss {result.eval_loss_before} -> {result.eval_loss}; saved {out}")
     return 0
+
+
+def _quality(model, tokenizer, meta, episodes, max_steps: int, out: Path) -> dict:
+    """Next-action match per type and (token mode) the persona-swap divergence matrix."""
+    if not episodes or max_steps <= 0:
+        return {}
+    from agents.evaluate import next_action_match, persona_swap_divergence, plot_divergence
+    from agents.policies.llm import LLMPolicy
+
+    policy = LLMPolicy(model=model, tokenizer=tokenizer, meta=meta, temperature=0)
+    quality: dict = {"next_action": next_action_match(policy, episodes, max_steps=max_steps)}
+    if meta.persona_mode == "token" and meta.n_personas > 1:
+        matrix = persona_swap_divergence(policy, episodes, meta.n_personas,
+                                         max_steps=min(max_steps, 32))
+        quality["persona_swap_js_bits"] = matrix
+        plot_divergence(matrix, out / "persona_divergence.png")
+    return quality

@@ -81,3 +81,22 @@ def test_agent_train_bad_configs(tmp_path, episodes, capsys):
     assert "n_personas=2" in capsys.readouterr().err
     assert main(["agent", "train", f"traces={tmp_path / 'missing.jsonl'}", "agent=tiny"]) == 2
     assert "no trace file" in capsys.readouterr().err
+
+
+def test_quality_metrics(trained_agent, episodes):
+    """Next-action match per type and the persona-swap divergence on the trained agent."""
+    from agents.evaluate import next_action_match, persona_swap_divergence
+    from agents.policies.llm import LLMPolicy
+    from agents.sft import split_episodes
+
+    _, held = split_episodes(episodes, 0.2, seed=0)
+    policy = LLMPolicy(trained_agent["dir"], n_personas=3)
+    q = next_action_match(policy, held)
+    assert q["n"] == sum(len(e.steps) for e in held) and set(q["per_type"]) <= {0, 1, 2}
+    assert q["per_type"][0] == 1.0  # type 0 always leaves at once: learned exactly
+    assert policy.temperature == 1.0  # restored
+    js = persona_swap_divergence(policy, held, 3, max_steps=6)
+    assert all(js[k][k] == pytest.approx(0, abs=1e-9) for k in range(3))
+    assert js[0][1] > 0.5 and js[0][1] == pytest.approx(js[1][0])  # the token changes the choice
+    blind = LLMPolicy(trained_agent["dir"], n_personas=3, persona_mode="none")
+    assert max(max(row) for row in persona_swap_divergence(blind, held, 3, max_steps=4)) < 1e-9

@@ -1,0 +1,125 @@
+"""Quality of a trained agent on held-out traces.
+
+- :func:`next_action_match`: the share of held-out steps where the policy's greedy action
+  equals the buyer's, overall and per type (teacher-forced: the history shown is the trace's).
+  Run it on the persona-token agent, the no-persona variant and the prompt-persona baseline
+  to compare them.
+- :func:`persona_swap_divergence`: on the same observations, how much the distribution over
+  the page's actions changes when the persona is swapped from type ``a`` to type ``b``
+  (Jensen-Shannon divergence, bits, averaged over observations), as a K x K matrix. Zero
+  everywhere means the token is ignored.
+
+Example:
+    >>> policy = LLMPolicy("runs/agent", temperature=0)  # doctest: +SKIP
+    >>> next_action_match(policy, read_episodes("heldout.jsonl"))["overall"]  # doctest: +SKIP
+    0.71
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agents.policies.base import candidate_actions
+from agents.traces import Episode
+
+if TYPE_CHECKING:
+    from agents.policies.llm import LLMPolicy
+
+__all__ = ["next_action_match", "persona_swap_divergence", "plot_divergence"]
+
+
+def _steps(episodes: Sequence[Episode], max_steps: int | None):
+    n = 0
+    for ep in episodes:
+        history: list[str] = []
+        for step in ep.steps:
+            if max_steps is not None and n >= max_steps:
+                return
+            yield ep, step, list(history)
+            history.append(step.action)
+            n += 1
+
+
+def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int = 8,
+                      max_steps: int | None = None) -> dict[str, Any]:
+    """Greedy next-action exact match on traces (teacher-forced history).
+
+    Returns:
+        ``{"overall": share, "n": steps, "per_type": {type: share}, "n_per_type": {...}}``.
+    """
+    from agents.policies.llm import _Slot
+
+    saved_t = policy.temperature
+    policy.temperature = 0.0
+    hits: dict[int, int] = defaultdict(int)
+    counts: dict[int, int] = defaultdict(int)
+    items = list(_steps(episodes, max_steps))
+    try:
+        for start in range(0, len(items), batch):
+            chunk = items[start:start + batch]
+            slots = [_Slot(ep.persona, ep.goal, hist) for ep, _, hist in chunk]
+            obs = [{**s.observation, "persona": s.observation.get("persona", ep.persona)}
+                   for ep, s, _ in chunk]
+            prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
+            cands = [[a for a in candidate_actions(o) if sl.history or a != "back"]
+                     for o, sl in zip(obs, slots)]
+            scores = policy.score(prompts, cands)
+            for (ep, step, _), p, o, c, sc in zip(chunk, prompts, obs, cands, scores):
+                action = policy._choose(p, o, c, sc)
+                counts[ep.persona] += 1
+                hits[ep.persona] += int(action == step.action)
+    finally:
+        policy.temperature = saved_t
+    n = sum(counts.values())
+    return {"overall": sum(hits.values()) / n if n else math.nan, "n": n,
+            "per_type": {k: hits[k] / counts[k] for k in sorted(counts)},
+            "n_per_type": dict(sorted(counts.items()))}
+
+
+def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_types: int,
+                            max_steps: int = 64) -> list[list[float]]:
+    """Mean Jensen-Shannon divergence (bits) of the action distribution between type pairs.
+
+    Each observation (up to ``max_steps`` of them) is scored once per type with the persona
+    token swapped; the candidate distribution is the softmax of the candidates' scores.
+    """
+    import torch
+
+    from agents.policies.llm import _Slot
+
+    items = list(_steps(episodes, max_steps))
+    total = torch.zeros(n_types, n_types, dtype=torch.float64)
+    for ep, step, hist in items:
+        obs = dict(step.observation)
+        cands = [a for a in candidate_actions(obs) if hist or a != "back"]
+        prompts = [policy._prompt({**obs, "persona": k}, _Slot(k, ep.goal, hist))
+                   for k in range(n_types)]
+        scores = torch.tensor(policy.score(prompts, [cands] * n_types), dtype=torch.float64)
+        p = torch.softmax(scores, dim=-1)  # (K, C)
+        m = 0.5 * (p[:, None] + p[None])  # (K, K, C)
+        kl = lambda a, b: (a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2())).sum(-1)  # noqa: E731
+        total += 0.5 * kl(p[:, None].expand_as(m), m) + 0.5 * kl(p[None].expand_as(m), m)
+    return (total / max(1, len(items))).tolist()
+
+
+def plot_divergence(matrix: list[list[float]], path: str | Path, title: str = "") -> Path:
+    """Heatmap of a K x K divergence matrix, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    im = ax.imshow(matrix, cmap="viridis")
+    ax.set_xlabel("persona b")
+    ax.set_ylabel("persona a")
+    ax.set_title(title or "action-distribution JS divergence (bits)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
