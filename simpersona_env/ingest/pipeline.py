@@ -130,53 +130,86 @@ def _quarantine_schema() -> dict[str, Any]:
 
 
 def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
-                 strict: bool) -> dict[str, Any]:
+                 strict: bool, chunk_bytes: int = 64 << 20) -> dict[str, Any]:
     """Parse one input file; stage good rows by unit, write its quarantine part."""
     import polars as pl
 
-    from simpersona_env.ingest.read import first_bad_row, is_utf8_error, scan_source
+    from simpersona_env.ingest.read import (
+        _NeedsQuotedPass,
+        first_bad_row,
+        is_utf8_error,
+        scan_source,
+        source_chunks,
+    )
 
     stage_dir = Path(stage)
-    lf, info = scan_source(Path(path), source, file_index, stage_dir)
-    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
-    if lf is None:
-        return result
     key = pl.struct("merchant_id", "buyer_id").hash(seed=0)
+    staged_cols = [*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, "_k"]
 
-    def sink(frame: pl.LazyFrame) -> None:
-        # One streaming pass, one sink: good and bad rows are staged together by unit (bad
-        # rows carry their raw fields); a second sink would make Polars read the file twice.
-        (frame.with_columns(_k=key)
-         .select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS, "_k",
-                 _unit=(pl.col("_k") % units).cast(pl.UInt32))).sink_parquet(
-            # bounded files per unit: otherwise each unit's rows are held until the end
-            pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
-                           max_rows_per_file=_STAGE_ROWS_PER_FILE,
-                           approximate_bytes_per_file=_STAGE_BYTES_PER_FILE,
-                           file_path_provider=lambda a: (f"unit={a.partition_keys[0, 0]}/"
-                                                         f"f{file_index:05d}-"
-                                                         f"{a.index_in_partition:05d}.parquet")),
-            mkdir=True, compression="uncompressed", engine="streaming")
-
-    def attempt(frame: pl.LazyFrame) -> None:
+    def check_strict(frame: pl.LazyFrame) -> None:
         if strict:
             bad = first_bad_row(frame)
             if bad is not None:
                 raise DataError(f"{path}:{bad['line']}: {bad['reason']}: {bad['detail']} "
                                 "(strict=true stops at the first bad row; set strict=false "
                                 "to quarantine bad rows with their reasons and go on)")
-        sink(frame)
 
-    try:
-        attempt(lf)
-    except pl.exceptions.ComputeError as exc:
-        if not is_utf8_error(exc) or source.encoding.replace("-", "").lower() == "latin1":
-            raise DataError(f"{path}: cannot read as {source.format}: {exc}") from exc
+    def clear_parts() -> None:
         for part in (stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"):
             part.unlink()
-        lf, info = scan_source(Path(path), source, file_index, stage_dir, recode=True)
+
+    def stream_file(lf: pl.LazyFrame, info: Any) -> None:
+        """Any other file: one streaming Polars pass into bounded staged files per unit."""
+
+        def sink(frame: pl.LazyFrame) -> None:
+            (frame.with_columns(_k=key)
+             .select(*staged_cols, _unit=(pl.col("_k") % units).cast(pl.UInt32))).sink_parquet(
+                pl.PartitionBy(stage_dir / "units", key="_unit", include_key=False,
+                               max_rows_per_file=_STAGE_ROWS_PER_FILE,
+                               approximate_bytes_per_file=_STAGE_BYTES_PER_FILE,
+                               file_path_provider=lambda a: (
+                                   f"unit={a.partition_keys[0, 0]}/f{file_index:05d}-"
+                                   f"{a.index_in_partition:05d}.parquet")),
+                mkdir=True, compression="uncompressed", engine="streaming")
+
+        try:
+            check_strict(lf)
+            sink(lf)
+        except pl.exceptions.ComputeError as exc:
+            if not is_utf8_error(exc) or source.encoding.replace("-", "").lower() == "latin1":
+                raise DataError(f"{path}: cannot read as {source.format}: {exc}") from exc
+            clear_parts()
+            lf2, info2 = scan_source(Path(path), source, file_index, stage_dir, recode=True)
+            result["file"] = info2
+            check_strict(lf2)
+            sink(lf2)
+
+    # CSV without quotes: byte chunks, each read once and parsed eagerly (bounded memory)
+    chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
+    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
+    if chunks is not None:
+        try:
+            for part, frame in enumerate(chunks):
+                check_strict(frame)
+                df = frame.with_columns(_k=key).select(
+                    *staged_cols, _unit=(pl.col("_k") % units).cast(pl.UInt32)).collect()
+                for (u,), g in df.partition_by("_unit", as_dict=True).items():
+                    folder = stage_dir / "units" / f"unit={u}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    g.drop("_unit").write_parquet(folder / f"f{file_index:05d}-{part:05d}.parquet",
+                                                  compression="uncompressed")
+        except _NeedsQuotedPass:
+            clear_parts()
+            chunks = None
+    if chunks is None and not info.empty:
+        lf, info = scan_source(Path(path), source, file_index, stage_dir)
         result["file"] = info
-        attempt(lf)
+        if lf is None:
+            return result
+        stream_file(lf, info)
+    elif info.empty:
+        return result
+    info = result["file"]
     unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
     staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
     codes = (staged.group_by(CODE).len().collect() if staged is not None
@@ -195,7 +228,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         read_from = info.read_path or path
         if source.format in ("csv", "tsv", "jsonl"):
             skip = info.header_lines
-            lines = (raw_lines(read_from, skip=skip)
+            lines = (raw_lines(read_from, skip=skip, lossy=True)
                      .filter(pl.col("_row").is_in(
                          (quarantined["line"] - 1 - skip).cast(pl.UInt32).implode()))
                      .select(line=pl.col("_row").cast(pl.Int64) + 1 + skip, raw=pl.col("_raw"))
@@ -435,7 +468,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
            units: int = 0, buyers: bool = True, max_len: int = 64,
            heldout_fraction: float = 0.5, merchant_heldout_fraction: float = 0.0,
            seed: int = 0, bootstrap: int = 1000, confidence: float = 0.95,
-           progress: Progress | None = None) -> IngestResult:
+           chunk_bytes: int = 64 << 20, progress: Progress | None = None) -> IngestResult:
     """Ingest a raw log into canonical events, buyer representations and merchant statistics.
 
     Args:
@@ -456,6 +489,8 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         seed: split and bootstrap seed.
         bootstrap: bootstrap resamples for the merchant statistics' intervals.
         confidence: level of the intervals.
+        chunk_bytes: bytes of a CSV read at once (bounds the parse's memory; no effect on
+            the output).
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:
@@ -490,7 +525,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
     run = _runner(runner, ray_address, num_cpus)
     try:
         t = time.perf_counter()
-        s1 = run.map(_stage1_file, [(p, s, i, n_units, str(stage), strict)
+        s1 = run.map(_stage1_file, [(p, s, i, n_units, str(stage), strict, chunk_bytes)
                                     for i, (p, s) in enumerate(files)], "parse", progress)
         timings["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from simpersona_env.errors import DataError, SchemaError
@@ -125,14 +126,18 @@ def _csv_header(path: Path, s: SourceMapping) -> list[str]:
     return [c.strip() for c in row]
 
 
-def raw_lines(path: str | Path, *, skip: int = 0) -> pl.LazyFrame:
-    """Each physical line of a text file as ``_raw`` (str) with ``_row`` (0-based after ``skip``)."""
+def raw_lines(path: str | Path, *, skip: int = 0, lossy: bool = False) -> pl.LazyFrame:
+    """Each physical line of a text file as ``_raw`` (str) with ``_row`` (0-based after ``skip``).
+
+    ``lossy``: bytes that are not UTF-8 become U+FFFD instead of an error.
+    """
     import polars as pl
 
     return pl.scan_csv(path, has_header=False, separator=_RAW_SEP, quote_char=None,
                        schema={"_raw": pl.String}, truncate_ragged_lines=True,
                        empty_string_is_null=False, skip_lines=skip, row_index_name="_row",
-                       missing_columns="insert", extra_columns="ignore")
+                       missing_columns="insert", extra_columns="ignore",
+                       encoding="utf8-lossy" if lossy else "utf8")
 
 
 def _bad_field_counts(path: Path, s: SourceMapping, n_cols: int, header_lines: int
@@ -222,16 +227,23 @@ def _scan_csv(path: Path, s: SourceMapping, info: FileInfo, names: list[str]) ->
 
     info.header_lines = 1 if s.has_header else 0
     counted = _field_counts_numpy(path, s, len(names), info.header_lines)
-    if counted is None:
-        n_lines, bad = _bad_field_counts(path, s, len(names), info.header_lines)
-        bad = bad.select("_row", _blank=pl.col("_raw_bad").str.len_bytes() == 0)
-    else:
-        n_lines, bad = counted
-    info.lines = n_lines
     lf = pl.scan_csv(path, has_header=False, skip_rows=info.header_lines, separator=s.separator,
                      quote_char=s.quote_char, schema={n: pl.String for n in names},
                      truncate_ragged_lines=True, empty_string_is_null=False,
                      row_index_name="_row", missing_columns="insert", extra_columns="ignore")
+    line = pl.col("_row").cast(pl.Int64) + 1 + info.header_lines
+    if counted is None:
+        n_lines, bad = _bad_field_counts(path, s, len(names), info.header_lines)
+        bad = bad.select("_row", _blank=pl.col("_raw_bad").str.len_bytes() == 0)
+        n_records = lf.select(pl.len()).collect(engine="streaming").item()
+        if n_records != n_lines:
+            # quoted fields span lines: count fields per record with the csv module (slow,
+            # rare) and number each record by the physical line it starts on
+            bad, starts = _field_counts_records(path, s, len(names), info.header_lines)
+            line = pl.Series("_line", starts, dtype=pl.Int64)
+    else:
+        n_lines, bad = counted
+    info.lines = n_lines
     if bad.height:
         blank = bad.filter(pl.col("_blank"))["_row"]
         wrong = bad.filter(~pl.col("_blank"))["_row"]
@@ -240,8 +252,33 @@ def _scan_csv(path: Path, s: SourceMapping, info: FileInfo, names: list[str]) ->
                  .otherwise(pl.lit(0, pl.UInt8)))
     else:
         shape = pl.lit(0, pl.UInt8)
-    return lf.with_columns(_shape=shape,
-                           _line=(pl.col("_row").cast(pl.Int64) + 1 + info.header_lines))
+    return lf.with_columns(_shape=shape, _line=line)
+
+
+def _field_counts_records(path: Path, s: SourceMapping, n_cols: int, header_lines: int
+                          ) -> tuple[Any, Any]:
+    """Per CSV record (quote-aware, records may span lines): bad records and start lines."""
+    import numpy as np
+    import polars as pl
+
+    rows, blank, starts = [], [], []
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=s.separator, quotechar=s.quote_char or '"')
+        start = 1
+        for i, rec in enumerate(reader):
+            if i >= header_lines:
+                r = i - header_lines
+                starts.append(start)
+                if not rec:
+                    rows.append(r)
+                    blank.append(True)
+                elif len(rec) != n_cols:
+                    rows.append(r)
+                    blank.append(False)
+            start = reader.line_num + 1
+    bad = pl.DataFrame({"_row": rows, "_blank": blank},
+                       schema={"_row": pl.UInt32, "_blank": pl.Boolean})
+    return bad, np.asarray(starts, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------- JSONL
@@ -469,8 +506,14 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
                           "as latin-1")
         lf = build(read_path)
     info.read_path = str(read_path)
-    schema = lf.collect_schema()
+    return canonicalize(lf, s, file_index), info
 
+
+def canonicalize(lf: pl.LazyFrame, s: SourceMapping, file_index: int) -> pl.LazyFrame:
+    """Source columns (text) + ``_shape`` + ``_line`` -> canonical columns and ``_code``."""
+    import polars as pl
+
+    schema = lf.collect_schema()
     cols = {f: _field(s, f, schema) for f in ("buyer_id", "session_id", "product_id",
                                               "category", "brand", "query")}
     raw_ts = _field(s, "ts", schema)
@@ -505,7 +548,127 @@ def scan_source(path: Path, s: SourceMapping, file_index: int, tmp_dir: Path,
                       _bad_ts_missing=pl.when(bad).then(pl.col("_ts_missing")),
                       _bad_event=pl.when(bad).then(pl.col("_raw_event")),
                       _bad_price=pl.when(bad).then(pl.col("_raw_price"))))
-    return out, info
+    return out
+
+
+def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 64 << 20
+               ) -> Iterator[pl.LazyFrame] | None:
+    """Read a CSV in byte chunks cut at line ends, each parsed eagerly, for bounded memory.
+
+    Each chunk is read once: its bytes give the per-line field counts (numpy) and the
+    parsed rows (Polars' CSV reader on the buffer). Lines that are not UTF-8 are decoded as
+    latin-1 (reported). Returns None when the file cannot be cut at line ends safely (it
+    holds the quote character, so a quoted field may span lines): use :func:`scan_source`.
+    """
+    import numpy as np
+    import polars as pl
+
+    names = _csv_header(path, s)
+    _check_columns(s, names, path)
+    n_cols = len(names)
+    quote = s.quote_char.encode() if s.quote_char else None
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if quote and quote in head:
+        return None
+    info.header_lines = 1 if s.has_header else 0
+    info.read_path = str(path)
+
+    def chunks() -> Iterator[pl.LazyFrame]:
+        sep = ord(s.separator)
+        row0 = 0
+        lines_seen = 0
+        with open(path, "rb") as fh:
+            for _ in range(info.header_lines):
+                fh.readline()
+            tail = b""
+            while True:
+                block = fh.read(chunk_bytes)
+                buf = tail + block
+                if not buf:
+                    break
+                cut = len(buf) if not block else buf.rfind(b"\n") + 1
+                if cut == 0:
+                    tail = buf
+                    continue
+                data, tail = buf[:cut], buf[cut:]
+                if quote and quote in data:
+                    raise _NeedsQuotedPass
+                c = np.frombuffer(data, dtype=np.uint8)
+                nls = np.flatnonzero(c == 10)
+                if nls.size == 0 or nls[-1] != c.size - 1:
+                    nls = np.append(nls, c.size)  # a last line without a newline
+                per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
+                starts = np.concatenate(([0], nls[:-1] + 1))
+                length = nls - starts
+                length = length - ((length > 0) & (c[np.clip(nls - 1, 0, c.size - 1)] == 13))
+                blank = np.flatnonzero(length == 0)
+                wrong = np.flatnonzero((length > 0) & (per + 1 != n_cols))
+                def parse(raw: bytes) -> pl.DataFrame:
+                    return pl.read_csv(raw, has_header=False, new_columns=names,
+                                       schema={n: pl.String for n in names},
+                                       separator=s.separator, quote_char=s.quote_char,
+                                       truncate_ragged_lines=True, empty_string_is_null=False,
+                                       missing_columns="insert", raise_if_empty=False)
+
+                try:
+                    df = parse(data)
+                except pl.exceptions.ComputeError as exc:
+                    if not is_utf8_error(exc):
+                        raise
+                    df = parse(_recode_lines(data, info, lines_seen + info.header_lines))
+                if df.height != nls.size:
+                    raise _NeedsQuotedPass
+                shape = np.zeros(nls.size, np.uint8)
+                shape[wrong] = 2
+                shape[blank] = 1
+                yield df.lazy().with_columns(
+                    _shape=pl.Series(shape, dtype=pl.UInt8),
+                    _line=pl.int_range(row0, row0 + nls.size, dtype=pl.Int64)
+                    + 1 + info.header_lines)
+                row0 += nls.size
+                lines_seen += nls.size
+        info.lines = row0
+
+    return chunks()
+
+
+class _NeedsQuotedPass(Exception):
+    """A chunk cannot be parsed line by line (quotes): redo the file with the lazy scan."""
+
+
+def _recode_lines(data: bytes, info: FileInfo, first_line: int) -> bytes:
+    """Lines of ``data`` that are not UTF-8 decoded as latin-1; their numbers recorded."""
+    out = []
+    for n, line in enumerate(data.split(b"\n"), start=first_line + 1):
+        try:
+            line.decode("utf-8")
+            out.append(line)
+        except UnicodeDecodeError:
+            info.recoded_lines.append(n)
+            out.append(line.decode("latin-1").encode("utf-8"))
+    return b"\n".join(out)
+
+
+def source_chunks(path: Path, s: SourceMapping, file_index: int,
+                  chunk_bytes: int = 64 << 20) -> tuple[Iterator[pl.LazyFrame] | None, FileInfo]:
+    """Canonical lazy frames of a CSV file, one per byte chunk (see :func:`csv_chunks`).
+
+    Returns ``(None, info)`` when the file is empty (``info.empty``) or needs the lazy scan
+    (quoted fields, a latin-1 file, not CSV).
+    """
+    info = FileInfo(path=str(path), file_index=file_index, format=s.format,
+                    bytes=os.path.getsize(path))
+    if s.format not in ("csv", "tsv") or s.encoding.replace("-", "").lower() == "latin1":
+        return None, info
+    if info.bytes == 0 or not _has_content(path):
+        info.empty = True
+        info.notes.append("empty file: no rows")
+        return None, info
+    chunks = csv_chunks(path, s, info, chunk_bytes)
+    if chunks is None:
+        return None, info
+    return (canonicalize(lf, s, file_index) for lf in chunks), info
 
 
 #: Columns staged beside the canonical ones so that bad rows can be explained later.

@@ -179,3 +179,31 @@ def test_strict_mode_reads_a_mixed_encoding_log(write, tmp_path):
             + "s1,u1,a,2024-01-01 10:05:00,view,café,1\n".encode("latin-1"))
     res = ingest(shop_mapping(write("mixed.csv", text)), tmp_path / "out", strict=True)
     assert res.manifest["files"][0]["recoded_line_numbers"] == [3]
+
+
+def test_chunked_reading_changes_nothing(write, tmp_path):
+    """Reading a CSV in tiny byte chunks gives the same events, quarantine and line numbers."""
+    src = _bad_file(write)
+    whole = ingest(shop_mapping(src), tmp_path / "whole")
+    tiny = ingest(shop_mapping(src), tmp_path / "tiny", chunk_bytes=64)
+    assert tiny.manifest["rows"] == whole.manifest["rows"]
+    assert read_quarantine(tiny.out_dir).sort("line").equals(
+        read_quarantine(whole.out_dir).sort("line"))
+    assert read_events(tiny.out_dir).collect().sort("ts").equals(
+        read_events(whole.out_dir).collect().sort("ts"))
+
+
+def test_quoted_fields_with_separators_and_newlines(write, tmp_path):
+    lines = [HEADER,
+             's1,u1,a,2024-01-01 10:00:00,view,"p,1",9.5',
+             's1,u1,a,2024-01-01 10:01:00,view,"multi',
+             'line",1',
+             's1,u1,a,2024-01-01 10:02:00,view,p3',  # one field short
+             's1,u1,a,2024-01-01 10:03:00,buy,"p""4",2']
+    src = write("q.csv", "\n".join(lines) + "\n")
+    res = ingest(shop_mapping(src), tmp_path / "out", chunk_bytes=64)
+    ev = read_events(res.out_dir).collect().sort("ts")
+    assert ev["product_id"].to_list() == ["p,1", "multi\nline", 'p"4']
+    q = read_quarantine(res.out_dir)
+    assert q["reason"].to_list() == ["wrong_column_count"]
+    assert q["line"].to_list() == [5] and q["raw"].to_list() == [lines[4]]  # physical line
