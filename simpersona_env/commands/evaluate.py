@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from simpersona_env.commands.ingest import RunnerConfig
 from simpersona_env.commands.personas import SyntheticSource
@@ -28,22 +28,22 @@ from simpersona_env.config import field, register
 from simpersona_env.personas.model import PersonaVQVAEConfig
 from simpersona_env.personas.train import TrainConfig
 
-__all__ = ["EvaluateConfig", "GoalBenchmarkConfig", "run", "goal", "load_real_data"]
+__all__ = ["EvaluateConfig", "GoalBenchmarkConfig", "goal", "load_real_data", "run"]
 
 
 @dataclass
 class GoalBenchmarkConfig:
     """Settings of the goal-task benchmark (``simpersona evaluate goal``)."""
 
-    policies: Dict[str, Any] = field({}, help="name -> policy spec (_target_ + kwargs, or "
+    policies: dict[str, Any] = field({}, help="name -> policy spec (_target_ + kwargs, or "
                                      "'oracle'); set by the eval= group or +policies.NAME...")
-    catalogs: List[str] = field(["builtin", "flipkart", "amazon"], help="bundled store "
+    catalogs: list[str] = field(["builtin", "flipkart", "amazon"], help="bundled store "
                                 "presets whose catalogs give the tasks (data-backed ones are "
                                 "skipped, and said so, without the data)")
     n_tasks: int = field(20, help="tasks per catalog (the same for every policy)")
     seed: int = field(0, help="seed of the task set")
     max_steps: int = field(30, help="step limit per task")
-    data_dir: Optional[str] = field(None, help="the data folder (default $SIMPERSONA_DATA_DIR)")
+    data_dir: str | None = field(None, help="the data folder (default $SIMPERSONA_DATA_DIR)")
     runner: RunnerConfig = field(help="local or ray (config group)", default_factory=RunnerConfig)
     workers: int = field(0, help="worker processes or actors (0: in this process)")
     batch_size: int = field(1, help="tasks per batch (lockstep for act_batch policies)")
@@ -68,13 +68,13 @@ class EvaluateConfig:
     model: PersonaVQVAEConfig = field(help="VQ-VAE trained here when no checkpoint",
                                       default_factory=PersonaVQVAEConfig)
     train: TrainConfig = field(help="its optimisation", default_factory=TrainConfig)
-    policies: Dict[str, Any] = field({}, help="name -> policy spec; set by the eval= group "
+    policies: dict[str, Any] = field({}, help="name -> policy spec; set by the eval= group "
                                      "(baselines, agents); profiles: auto = type profiles of "
                                      "the training buyers; _personas: false = no-persona")
     agent: str = field("", help="persona-token agent checkpoint (eval=agents)")
     baseline_agent: str = field("", help="no-persona agent checkpoint (eval=agents)")
     prompt_agent: str = field("", help="prompt-persona agent checkpoint (eval=agents)")
-    merchants: List[str] = field([], help="held-out merchants (default: by "
+    merchants: list[str] = field([], help="held-out merchants (default: by "
                                  "merchant_heldout_fraction)")
     merchant_heldout_fraction: float = field(0.5, help="share of merchants held out (stable hash)")
     heldout_fraction: float = field(0.5, help="share of a held-out merchant's buyers giving the "

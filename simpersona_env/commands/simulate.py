@@ -17,14 +17,14 @@ summary).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any
 
 from simpersona_env.commands.ingest import RunnerConfig
 from simpersona_env.commands.shop import StoreConfig
 from simpersona_env.config import field, register
 from simpersona_env.env.settings import BackendConfig, TaskConfig
 
-__all__ = ["SimulateConfig", "run", "policy_spec"]
+__all__ = ["SimulateConfig", "policy_spec", "run"]
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SimulateConfig:
                                    default_factory=BackendConfig)
     task: TaskConfig = field(help="browse or goal (config group)", default_factory=TaskConfig)
     runner: RunnerConfig = field(help="local or ray (config group)", default_factory=RunnerConfig)
-    policy: Dict[str, Any] = field({}, help="the policy (config group: random, rule_based, "
+    policy: dict[str, Any] = field({}, help="the policy (config group: random, rule_based, "
                                    "oracle, llm, prompt_persona, openai); _target_ + kwargs")
     population: str = field("", help="populations.json (from `personas assign`); empty: "
                             "uniform over k types, or no persona when k=0")

@@ -17,7 +17,7 @@ Example:
     >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> ev = pl.DataFrame({"merchant_id": ["m", "m", "m"], "buyer_id": ["a", "a", "b"],
     ...     "session_id": ["s", "s", "t"], "ts": [t, t, t],
-    ...     "event": ["product_view", "purchase", "page_view"]})
+    ...     "event": ["product_view", "purchase", "page_view"], "price": [9.0, 9.0, None]})
     >>> {m: r.tolist() for m, r in reach_by_merchant(project(ev, ["product_view", "purchase"]),
     ...                                               ["product_view", "purchase"]).items()}
     {'m': [[True, True]]}
@@ -35,8 +35,15 @@ from storefront_mock.canonical import FUNNEL_STAGES
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["observed_event_types", "project", "funnel_table", "reach_by_merchant",
-           "stages_observed", "stats_by_type", "share_estimate"]
+__all__ = [
+    "funnel_table",
+    "observed_event_types",
+    "project",
+    "reach_by_merchant",
+    "share_estimate",
+    "stages_observed",
+    "stats_by_type",
+]
 
 
 def observed_event_types(events: pl.DataFrame | pl.LazyFrame) -> list[str]:

@@ -39,8 +39,15 @@ from simpersona_env.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["HeldoutMerchant", "heldout_protocol", "pick_heldout_merchants", "type_profiles",
-           "type_fidelity", "ab_test", "evaluate_population"]
+__all__ = [
+    "HeldoutMerchant",
+    "ab_test",
+    "evaluate_population",
+    "heldout_protocol",
+    "pick_heldout_merchants",
+    "type_fidelity",
+    "type_profiles",
+]
 
 
 def _log(msg: str) -> None:
@@ -172,7 +179,8 @@ def _cart_rate(lam: float, target: float) -> float:
     return (lo + hi) / 2
 
 
-def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path) -> Path:
+def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path, *,
+                  min_visible: float = 0.9) -> Path:
     """Write the rule-based typed buyer's profile of each type (JSON, the input of
     ``agents.policies.rule_based.load_profiles``), fitted to the type's observed funnel.
 
@@ -182,6 +190,12 @@ def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | P
     event) matches; the cart-to-purchase probability so that conversion matches. Bounce is 0
     because a buyer who views no product is not in a product-event log: depth 0 already
     plays that part. Types with no buyer get the overall profile, so every type has one.
+
+    The depth is at least the one that shows ``min_visible`` of the type's buyers a product:
+    a type whose buyers mostly vanish before their first product view (depth 0) would be
+    under-represented in the measured log, which would change the population's mix. So
+    one-product types browse a little deeper than their real buyers (conversion per type
+    still matches; the views count does not).
     """
     import polars as pl
 
@@ -194,7 +208,7 @@ def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | P
         carted = float(part["has_cart"].cast(pl.Float64).mean()) if "has_cart" in part.columns \
             else conv
         reach_cart = min(max(carted, conv), 0.999)
-        lam = _depth_rate(views)
+        lam = max(_depth_rate(views), -float(np.log1p(-min_visible)))
         return {"views_per_session": float(lam), "view_to_cart": float(_cart_rate(lam, reach_cart)),
                 "cart_to_purchase": float(min(conv / reach_cart, 1.0)) if reach_cart > 0 else 0.0,
                 "search_share": float(min(max(part["search_share"].mean(), 0.0), 1.0)),

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_report", "headline"]
+__all__ = ["headline", "write_report"]
 
 PLOTS = ("conversion", "funnel_by_type", "type_fidelity", "goal_success", "ab")
 
@@ -102,7 +102,7 @@ def _plot_conversion(result: Mapping[str, Any], path: Path) -> list[list[Any]]:
         ms = list(p["merchants"])
         real = [_ci((result["merchants"][m].get("real") or {}).get("conversion_rate"))
                 for m in ms]
-        sim = [_ci(((p["merchants"][m].get("sim") or {}).get("conversion_rate"))) for m in ms]
+        sim = [_ci((p["merchants"][m].get("sim") or {}).get("conversion_rate")) for m in ms]
         rv, rl, rh = (np.array(x) for x in zip(*real)) if real else ([],) * 3
         sv, sl, sh = (np.array(x) for x in zip(*sim)) if sim else ([],) * 3
         ax.errorbar(rv, sv, xerr=_yerr(rv, rl, rh), yerr=_yerr(sv, sl, sh), fmt="o", capsize=3,

@@ -41,8 +41,14 @@ from simpersona_env.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["EPISODES_FILE", "EVENTS_FILE", "EpisodeWriter", "read_episode_records",
-           "events_of", "write_event_log"]
+__all__ = [
+    "EPISODES_FILE",
+    "EVENTS_FILE",
+    "EpisodeWriter",
+    "events_of",
+    "read_episode_records",
+    "write_event_log",
+]
 
 EPISODES_FILE = "episodes.jsonl"
 EVENTS_FILE = "events.parquet"
@@ -137,7 +143,7 @@ class EpisodeWriter:
     def __enter__(self) -> EpisodeWriter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -44,8 +44,16 @@ from simpersona_env.simulation.episodes import (
 )
 from simpersona_env.simulation.population import DEFAULT_START, BuyerPlan
 
-__all__ = ["RUNNERS", "SimulationError", "SimulationSpec", "SimulationResult", "SimulationWorker",
-           "make_policy", "simulate", "summarize"]
+__all__ = [
+    "RUNNERS",
+    "SimulationError",
+    "SimulationResult",
+    "SimulationSpec",
+    "SimulationWorker",
+    "make_policy",
+    "simulate",
+    "summarize",
+]
 
 RUNNERS = ("local", "ray")
 SPEC_FILE = "simulation.json"
@@ -221,9 +229,8 @@ class SimulationWorker:
     """
 
     def __init__(self, spec: SimulationSpec | Mapping[str, Any]):
-        from storefront_mock import EventLog, create_app
-
         from simpersona_env.commands.shop import StoreConfig, build_stores
+        from storefront_mock import EventLog, create_app
 
         self.spec = spec if isinstance(spec, SimulationSpec) else SimulationSpec(**spec)
         store = {k: v for k, v in self.spec.store.items() if k in

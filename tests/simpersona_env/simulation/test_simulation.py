@@ -136,7 +136,7 @@ class Exploding:
 
 
 def test_resume_after_a_policy_crash_loses_and_duplicates_nothing(tmp_path):
-    base = dict(population=[0.5, 0.5], n_buyers=8, policy_name="oracle", max_steps=20)
+    base = {"population": [0.5, 0.5], "n_buyers": 8, "policy_name": "oracle", "max_steps": 20}
     with pytest.raises(RuntimeError, match="policy crashed"):
         simulate(SimulationSpec(policy=Exploding(4), **base), tmp_path / "run", progress=False)
     assert [r["index"] for r in read_episode_records(tmp_path / "run")] == [0, 1, 2]
@@ -217,9 +217,8 @@ def test_writer_refuses_a_damaged_file_and_double_writes(tmp_path):
     with pytest.raises(Exception, match="damaged"):
         EpisodeWriter(path, resume=True)
     path.write_text('{"index": 0}\n')
-    with EpisodeWriter(path, resume=True) as w:
-        with pytest.raises(Exception, match="already"):
-            w.write({"index": 0})
+    with EpisodeWriter(path, resume=True) as w, pytest.raises(Exception, match="already"):
+        w.write({"index": 0})
 
 
 def test_simulate_command_on_a_population_file(tmp_path):

@@ -1,0 +1,242 @@
+"""Population evaluation: held-out protocol, measurement, type profiles, goal benchmark, report."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simpersona_env.evaluation.measure import (
+    observed_event_types,
+    project,
+    reach_by_merchant,
+    stages_observed,
+    stats_by_type,
+)
+
+TINY = {"k": 4, "latent_dim": 8, "embed_dim": 8, "hidden_dim": 16, "max_len": 16}
+RANDOM = {"_target_": "agents.policies.random.RandomPolicy", "seed": 0}
+RULE_BASED = {"_target_": "agents.policies.rule_based.RuleBasedBuyer", "profiles": "auto",
+              "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """Generated 'real' traffic of 4 merchants on disk, its buyers, and a tiny VQ-VAE trained
+    on the training merchants only."""
+    from simpersona_env.buyers import build_buyers
+    from simpersona_env.evaluation.population import pick_heldout_merchants
+    from simpersona_env.personas.model import PersonaVQVAEConfig
+    from simpersona_env.personas.train import TrainConfig, train_personas
+    from simpersona_env.synthetic import generate_events
+
+    log = generate_events(500, n_merchants=4, seed=1)
+    path = tmp_path_factory.mktemp("real") / "events.parquet"
+    log.events.write_parquet(path)
+    buyers = build_buyers(log.events)
+    merchants = sorted(buyers["merchant_id"].unique().to_list())
+    held = pick_heldout_merchants(merchants, fraction=0.5, seed=0)
+    train = buyers.filter(~pl.col("merchant_id").is_in(held))
+    typer = train_personas(train, PersonaVQVAEConfig(**TINY),
+                           TrainConfig(epochs_pretrain=1, epochs=2, batch_size=64, progress=False))
+    return {"path": path, "events": log.events, "buyers": buyers, "held": held,
+            "typer": typer}
+
+
+def _t(s: int) -> datetime:
+    return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=s)
+
+
+def test_projection_and_reach_on_hand_made_events():
+    ev = pl.DataFrame({
+        "merchant_id": ["m", "m", "m", "m", "m", "n"],
+        "buyer_id": ["a", "a", "a", "b", "c", "a"],
+        "session_id": ["s1", "s1", "s1", "s2", "s3", "s4"],
+        "ts": [_t(0), _t(5), _t(9), _t(0), _t(0), _t(0)],
+        "event": ["page_view", "product_view", "purchase", "page_view", "product_view",
+                  "product_view"],
+        "category": [None] * 6, "price": [None, 2.0, 2.0, None, 3.0, 1.0]})
+    assert observed_event_types(ev) == ["page_view", "product_view", "purchase"]
+    # a log that records only product events never sees buyer b (home page only)
+    seen = project(ev, ["product_view", "purchase"])
+    stages = stages_observed(["product_view", "purchase"])
+    assert stages == ["product_view", "purchase"]
+    reach = reach_by_merchant(seen, stages)
+    assert {m: r.tolist() for m, r in reach.items()} == {
+        "m": [[True, True], [True, False]], "n": [[True, False]]}
+    from simpersona_env.evaluation.measure import funnel_table
+
+    by_type = stats_by_type(funnel_table(seen), {("m", "a"): 1, ("m", "c"): 1, ("n", "a"): 0},
+                            bootstrap=50)
+    assert by_type["1"]["buyers"] == 2 and by_type["1"]["conversion_rate"]["value"] == 0.5
+    assert by_type["0"]["conversion_rate"]["value"] == 0.0
+
+
+def test_heldout_halves_are_disjoint_and_cover_each_merchant(real):
+    from simpersona_env.evaluation.measure import funnel_table
+    from simpersona_env.evaluation.population import heldout_protocol
+
+    funnel = funnel_table(real["events"])
+    protocol = heldout_protocol(funnel, real["buyers"], real["typer"], real["held"],
+                                min_buyers=5)
+    assert set(protocol) <= set(real["held"]) and protocol
+    for m, h in protocol.items():
+        pop, rl = set(h.population_buyers), set(h.real_buyers)
+        assert not pop & rl
+        everyone = set(real["buyers"].filter(pl.col("merchant_id") == m)["buyer_id"])
+        assert pop | rl == everyone
+        assert sum(h.counts) == len(pop) and len(h.shares) == real["typer"].k
+        assert set(h.real_funnel["buyer_id"]) == rl
+    # a different split seed gives different halves
+    other = heldout_protocol(funnel, real["buyers"], real["typer"], real["held"],
+                             min_buyers=5, seed=5)
+    m = next(iter(protocol))
+    assert set(other[m].population_buyers) != set(protocol[m].population_buyers)
+
+
+def test_type_profiles_reproduce_each_types_funnel(tmp_path):
+    from simpersona_env.evaluation.population import type_profiles
+
+    n = 400
+    rng = np.random.default_rng(0)
+    views = np.where(np.arange(n) < 200, 1.0, rng.poisson(3.0, n) + 1.0)
+    carted = np.arange(n) % 4 == 0
+    converted = (np.arange(n) % 8 == 0) & (np.arange(n) >= 200)
+    buyers = pl.DataFrame({"n_sessions": np.ones(n), "n_product_views": views,
+                           "converted": converted.astype(float), "has_cart": carted,
+                           "search_share": np.zeros(n)})
+    types = (np.arange(n) >= 200).astype(np.int64)
+    doc = json.loads(type_profiles(buyers, types, 3, tmp_path / "p.json").read_text())
+    assert set(doc) == {"0", "1", "2"}  # the empty type gets the overall profile
+    for t in ("0", "1"):
+        p = doc[t]
+        part = slice(0, 200) if t == "0" else slice(200, n)
+        lam, q = p["views_per_session"], p["view_to_cart"]
+        # simulate the rule-based buyer's funnel from the profile (D ~ Poisson | D >= 1)
+        d = rng.poisson(lam, 200_000)
+        d = d[d >= 1]
+        reach = 1 - (1 - q) ** d
+        if t == "1":  # deep enough to fit; type 0 (one view each) is floored at 90% visible
+            assert d.mean() == pytest.approx(views[part].mean(), rel=0.05)
+        else:
+            assert -np.expm1(-lam) == pytest.approx(0.9)
+        target = max(carted[part].mean(), converted[part].mean())
+        assert reach.mean() == pytest.approx(target, abs=0.02)
+        assert reach.mean() * p["cart_to_purchase"] == pytest.approx(converted[part].mean(),
+                                                                     abs=0.02)
+        assert p["bounce"] == 0.0
+
+
+@pytest.mark.slow
+def test_evaluate_population_end_to_end_with_report(real, tmp_path):
+    from simpersona_env.evaluation.population import evaluate_population
+    from simpersona_env.evaluation.report import PLOTS, headline, write_report
+
+    res = evaluate_population(real["path"], real["typer"],
+                              {"rule_based": RULE_BASED, "random": RANDOM},
+                              out_dir=tmp_path, buyers=real["buyers"], merchants=real["held"],
+                              n_buyers=12, min_buyers=5, bootstrap=60, progress=False)
+    held = res["protocol"]["heldout_merchants"]
+    assert held and res["protocol"]["training_merchants"]
+    assert not set(held) & set(res["protocol"]["training_merchants"])
+    for name in ("rule_based", "random"):
+        p = res["policies"][name]
+        a = p["conversion"]["alignment"]
+        assert 0.0 <= a["lo"] <= a["value"] <= a["hi"] <= 1.0
+        assert set(p["conversion"]["per_merchant"]) <= set(held)
+        assert set(p["funnel"]) == {*res["protocol"]["stages"], "funnel"}
+        assert all(p["merchants"][m]["episodes"] == 12 for m in held)
+    fid = res["policies"]["rule_based"]["fidelity"]
+    conf = np.array(fid["confusion"])
+    assert conf.shape == (4, 4) and conf.sum() == fid["n"] > 0
+    assert fid["accuracy"] == pytest.approx(np.trace(conf) / conf.sum())
+    ab = res["ab"]
+    assert ab["themes"] == ["classic", "grid"] and ab["n"] == 12
+    d = ab["difference"]
+    assert d["lo"] <= d["value"] <= d["hi"]
+    # the two arms ran the same buyers: same personas, one theme each
+    arms = [json.loads(line) for t in ab["themes"]
+            for line in (tmp_path / "ab" / "rule_based" / held[0] / f"theme={t}" /
+                         "episodes.jsonl").read_text().splitlines()]
+    assert [r["persona"] for r in arms[:12]] == [r["persona"] for r in arms[12:]]
+    assert {r["theme"] for r in arms[:12]} == {"classic"} and {r["theme"] for r in arms[12:]} \
+        == {"grid"}
+
+    paths = write_report(res, tmp_path / "report")
+    for name in PLOTS:
+        data = paths[name].read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    md = paths["md"].read_text()
+    for name in PLOTS:
+        assert f"({name}.png)" in md
+    assert all(line in md for line in headline(res))
+    doc = json.loads(paths["json"].read_text())
+    assert doc["population"]["protocol"]["heldout_merchants"] == held
+
+
+def test_goal_benchmark_same_tasks_for_every_policy(tmp_path):
+    from simpersona_env.evaluation.goal import goal_benchmark
+    from simpersona_env.simulation import read_episode_records
+
+    res = goal_benchmark({"oracle": "oracle", "random": RANDOM}, out_dir=tmp_path,
+                         catalogs=["builtin"], n_tasks=4, max_steps=15, bootstrap=50,
+                         progress=False)
+    assert res["policies"]["oracle"]["builtin"]["success"]["value"] == 1.0
+    assert res["policies"]["oracle"]["all"]["reward"]["value"] == 1.0
+    assert res["policies"]["random"]["builtin"]["success"]["value"] < 1.0
+    goals = {p: [r["goal"] for r in read_episode_records(tmp_path / p / "builtin")]
+             for p in ("oracle", "random")}
+    assert goals["oracle"] == goals["random"] == res["tasks"]["builtin"]
+    assert len(set(goals["oracle"])) > 1 and all(g.startswith("Buy a") for g in goals["oracle"])
+
+
+@pytest.mark.data
+def test_goal_benchmark_on_the_real_catalogs(tmp_path):
+    from simpersona_env.evaluation.goal import goal_benchmark
+    from storefront_mock.canonical import default_data_dir
+
+    if not (default_data_dir() / "catalogs" / "flipkart-1050.csv").exists():
+        pytest.skip(f"real catalogs absent from {default_data_dir()} (set SIMPERSONA_DATA_DIR)")
+    res = goal_benchmark({"oracle": "oracle"}, out_dir=tmp_path, catalogs=["flipkart", "amazon"],
+                         n_tasks=3, bootstrap=50, progress=False)
+    assert res["catalogs"] == ["flipkart", "amazon"] and not res["skipped"]
+    for cat in ("flipkart", "amazon"):
+        assert res["policies"]["oracle"][cat]["success"]["value"] == 1.0
+
+
+def test_goal_benchmark_skips_a_catalog_without_its_data(tmp_path):
+    from simpersona_env.errors import UnknownNameError
+    from simpersona_env.evaluation.goal import goal_benchmark
+
+    res = goal_benchmark({"oracle": "oracle"}, out_dir=tmp_path, catalogs=["builtin", "amazon"],
+                         n_tasks=2, data_dir=str(tmp_path / "no-data"), progress=False,
+                         bootstrap=20)
+    assert res["catalogs"] == ["builtin"] and "amazon" in res["skipped"]
+    with pytest.raises(UnknownNameError, match="catalog"):
+        goal_benchmark({"oracle": "oracle"}, out_dir=tmp_path, catalogs=["amazn"], n_tasks=1,
+                       progress=False)
+
+
+@pytest.mark.slow
+def test_evaluate_commands_on_generated_data(tmp_path):
+    from simpersona_env.cli import main
+
+    tiny = [f"model.{k}={v}" for k, v in TINY.items()]
+    out = tmp_path / "eval"
+    assert main(["evaluate", "real=synthetic", "synthetic.buyers=500", "synthetic.merchants=4",
+                 *tiny, "train.epochs_pretrain=1", "train.epochs=2", "train.progress=false",
+                 "eval=rule_based", "n_buyers=8", "min_buyers=5", "bootstrap=40",
+                 "ab=false", "goal=true", "goal_benchmark.catalogs=[builtin]",
+                 "goal_benchmark.n_tasks=2", f"out_dir={out}", "progress=false"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert "rule_based" in doc["population"]["policies"]
+    assert doc["goal"]["policies"]["oracle"]["builtin"]["success"]["value"] == 1.0
+    assert (out / "personas" / "model" / "personas.safetensors").exists()
+    goal_out = tmp_path / "goal"
+    assert main(["evaluate", "goal", "catalogs=[builtin]", "n_tasks=2", f"out_dir={goal_out}",
+                 "progress=false", "bootstrap=20"]) == 0
+    assert (goal_out / "goal_success.png").exists() and (goal_out / "report.md").exists()
+    assert main(["evaluate", "real=/nonexistent/ingest", f"out_dir={out}"]) == 2
