@@ -130,7 +130,7 @@ def _quarantine_schema() -> dict[str, Any]:
 
 
 def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
-                 strict: bool, chunk_bytes: int = 64 << 20) -> dict[str, Any]:
+                 strict: bool, chunk_bytes: int = 32 << 20) -> dict[str, Any]:
     """Parse one input file; stage good rows by unit, write its quarantine part."""
     import polars as pl
 
@@ -468,7 +468,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
            units: int = 0, buyers: bool = True, max_len: int = 64,
            heldout_fraction: float = 0.5, merchant_heldout_fraction: float = 0.0,
            seed: int = 0, bootstrap: int = 1000, confidence: float = 0.95,
-           chunk_bytes: int = 64 << 20, progress: Progress | None = None) -> IngestResult:
+           chunk_bytes: int = 32 << 20, progress: Progress | None = None) -> IngestResult:
     """Ingest a raw log into canonical events, buyer representations and merchant statistics.
 
     Args:
