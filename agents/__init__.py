@@ -22,8 +22,14 @@ Example:
 
 from __future__ import annotations
 
-from agents.tokens import (PERSONA_TOKEN_FORMAT, add_persona_tokens, encode, persona_token,
-                           persona_tokens, render_step)
+from agents.tokens import (
+                           PERSONA_TOKEN_FORMAT,
+                           add_persona_tokens,
+                           encode,
+                           persona_token,
+                           persona_tokens,
+                           render_step,
+)
 from agents.traces import Episode, Step, read_episodes, write_episodes
 
 __all__ = [

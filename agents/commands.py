@@ -90,8 +90,8 @@ def train(cfg: DictConfig) -> int:
     descriptions: dict[int, str] = {}
     if c.descriptions:
         descriptions = {int(a): str(b) for a, b in json.loads(Path(c.descriptions).read_text()).items()}
-    kw = dict(persona=c.sft.persona, descriptions=descriptions, n_history=c.sft.n_history,
-              max_obs_chars=c.sft.max_obs_chars)
+    kw = {"persona": c.sft.persona, "descriptions": descriptions,
+          "n_history": c.sft.n_history, "max_obs_chars": c.sft.max_obs_chars}
     train_ex, eval_ex = build_examples(train_eps, **kw), build_examples(eval_eps, **kw)
     _log(f"{len(train_ex)} training and {len(eval_ex)} held-out steps")
 

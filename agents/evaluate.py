@@ -101,7 +101,7 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
         scores = torch.tensor(policy.score(prompts, [cands] * n_types), dtype=torch.float64)
         p = torch.softmax(scores, dim=-1)  # (K, C)
         m = 0.5 * (p[:, None] + p[None])  # (K, K, C)
-        kl = lambda a, b: (a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2())).sum(-1)  # noqa: E731
+        kl = lambda a, b: (a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2())).sum(-1)
         total += 0.5 * kl(p[:, None].expand_as(m), m) + 0.5 * kl(p[None].expand_as(m), m)
     return (total / max(1, len(items))).tolist()
 

@@ -34,8 +34,16 @@ from simpersona_env.errors import CheckpointError, ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["BUILTIN", "AgentModelConfig", "AgentMeta", "build_agent", "build_llama",
-           "save_agent", "load_agent", "AGENT_META_FILE"]
+__all__ = [
+    "AGENT_META_FILE",
+    "BUILTIN",
+    "AgentMeta",
+    "AgentModelConfig",
+    "build_agent",
+    "build_llama",
+    "load_agent",
+    "save_agent",
+]
 
 #: ``agent.model`` value that selects the built-in tokenizer + small Llama.
 BUILTIN = "builtin"

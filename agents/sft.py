@@ -32,8 +32,15 @@ from simpersona_env.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["SFTSettings", "SFTResult", "build_examples", "split_episodes", "tokenize_examples",
-           "train_sft", "plot_losses"]
+__all__ = [
+    "SFTResult",
+    "SFTSettings",
+    "build_examples",
+    "plot_losses",
+    "split_episodes",
+    "tokenize_examples",
+    "train_sft",
+]
 
 _PERSONA_MODES = ("token", "none", "text")
 
@@ -107,7 +114,7 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
             desc = (descriptions or {}).get(int(ep.persona))
             if desc is None:
                 raise ConfigError(f"persona=text: no description for buyer type {ep.persona}; "
-                                  f"descriptions cover {sorted((descriptions or {}))}")
+                                  f"descriptions cover {sorted(descriptions or {})}")
         history: list[str] = []
         for step in ep.steps:
             obs = dict(step.observation)

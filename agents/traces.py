@@ -23,15 +23,21 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simpersona_env.errors import DataError
 
-__all__ = ["OBSERVATION_KEYS", "Step", "Episode", "read_episodes", "write_episodes",
-           "record_episode"]
+__all__ = [
+    "OBSERVATION_KEYS",
+    "Episode",
+    "Step",
+    "read_episodes",
+    "record_episode",
+    "write_episodes",
+]
 
 #: The keys of an observation in a trace (the env's observation contract).
 OBSERVATION_KEYS: tuple[str, ...] = ("text", "url", "goal", "persona", "last_action_error")

@@ -24,8 +24,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-__all__ = ["Policy", "BatchPolicy", "TEXT_SLOT", "candidate_actions", "is_template", "fill",
-           "template_prefix", "page_kind", "page_elements", "is_valid_action"]
+__all__ = [
+    "TEXT_SLOT",
+    "BatchPolicy",
+    "Policy",
+    "candidate_actions",
+    "fill",
+    "is_template",
+    "is_valid_action",
+    "page_elements",
+    "page_kind",
+    "template_prefix",
+]
 
 #: The placeholder for free text in an action template (``type[id][<text>]``, ``search[<text>]``).
 TEXT_SLOT = "<text>"

@@ -59,7 +59,7 @@ class CallablePolicy:
         return action
 
 
-_ACTION_RE = re.compile(r"\b(click|type|search|select)\s*\[[^\n]*\]|\b(back|stop)\b", re.I)
+_ACTION_RE = re.compile(r"\b(click|type|search|select)\s*\[[^\n]*\]|\b(back|stop)\b", re.IGNORECASE)
 
 
 def parse_reply(reply: str) -> str:
@@ -77,7 +77,7 @@ def parse_reply(reply: str) -> str:
     text = reply.strip().strip("`").strip()
     for line in text.splitlines():
         line = line.strip().strip("`").strip()
-        line = re.sub(r"^(action|next action)\s*:\s*", "", line, flags=re.I)
+        line = re.sub(r"^(action|next action)\s*:\s*", "", line, flags=re.IGNORECASE)
         try:
             return str(parse_action(line)) if line else ""
         except ActionError:

@@ -29,18 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.policies.base import (candidate_actions, fill, is_template, is_valid_action,
-                                  template_prefix)
+from agents.policies.base import (
+    candidate_actions,
+    fill,
+    is_template,
+    is_valid_action,
+    template_prefix,
+)
 from agents.tokens import EOS_TOKEN, encode, render_step
 from simpersona_env.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
-    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from agents.model import AgentMeta
 
-__all__ = ["LLMPolicy", "PromptPersonaPolicy", "Choice"]
+__all__ = ["Choice", "LLMPolicy", "PromptPersonaPolicy"]
 
 # tokens kept free at the end of the context for the candidate action (encode truncates the
 # prompt from its start when the page is longer)

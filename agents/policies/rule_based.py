@@ -28,7 +28,7 @@ from typing import Any
 from agents.policies.base import page_elements, page_kind
 from simpersona_env.errors import ConfigError, UnknownNameError
 
-__all__ = ["TypeProfile", "RuleBasedBuyer", "CHECKOUT_PROFILE", "CHECKOUT_COUNTRY", "load_profiles"]
+__all__ = ["CHECKOUT_COUNTRY", "CHECKOUT_PROFILE", "RuleBasedBuyer", "TypeProfile", "load_profiles"]
 
 #: What the rule-based buyer types into the checkout form (valid for the bundled shop).
 CHECKOUT_PROFILE: dict[str, str] = {
@@ -65,7 +65,7 @@ class TypeProfile:
         ``search_share`` and, when present, the ``bounced`` outcome rate.
         """
         n_sessions = max(float(features.get("n_sessions", 1.0)), 1.0)
-        clip = lambda v: min(max(float(v), 0.0), 1.0)  # noqa: E731
+        clip = lambda v: min(max(float(v), 0.0), 1.0)
         return cls(views_per_session=float(features.get("n_product_views", 3.0)) / n_sessions,
                    view_to_cart=clip(features.get("view_to_cart", 0.1)),
                    cart_to_purchase=clip(features.get("cart_to_purchase", 0.3)),

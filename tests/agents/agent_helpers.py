@@ -48,7 +48,8 @@ def make_episodes(n: int, n_personas: int = 3, seed: int = 0) -> list[Episode]:
     return eps
 
 
-TINY = dict(vocab_size=400, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
+TINY = {"vocab_size": 400, "hidden_size": 64, "num_layers": 2, "num_heads": 4,
+        "intermediate_size": 128}
 
 
 def tiny_tokenizer_and_model(n_personas: int = 3, tie: bool = True, episodes_=None):

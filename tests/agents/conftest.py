@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+from agent_helpers import make_episodes, tiny_tokenizer_and_model
+
+from agents.traces import Episode
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,9 +23,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-from agent_helpers import make_episodes, tiny_tokenizer_and_model  # noqa: E402
-from agents.traces import Episode  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,10 @@ import threading
 import time
 
 import pytest
+from agent_helpers import home_obs, product_obs
 
 from agents.policies.external import CallablePolicy, OpenAIChatPolicy, parse_reply
 from simpersona_env.errors import ConfigError, UnreachableURLError
-
-from agent_helpers import home_obs, product_obs
 
 
 def test_callable_policy_passes_what_it_asks_for():
@@ -61,9 +60,9 @@ class _ChatServer:
             if body.get("model") != "shop-model":
                 return JSONResponse({"error": {"message": "model not found"}}, status_code=404)
             page = body["messages"][-1]["content"]
-            if re.search(r"^\[add-to-cart\]", page, re.M):
+            if re.search(r"^\[add-to-cart\]", page, re.MULTILINE):
                 content = "The product looks good.\nAction: click[add-to-cart]"
-            elif m := re.search(r"^\[(product-[^\]]+)\]", page, re.M):
+            elif m := re.search(r"^\[(product-[^\]]+)\]", page, re.MULTILINE):
                 content = "click[" + m.group(1) + "]"
             else:
                 content = "hmm"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from agent_helpers import TINY, tiny_tokenizer_and_model
 
 from agents.model import AgentMeta, AgentModelConfig, build_agent, load_agent, save_agent
 from agents.tokens import persona_tokens
 from simpersona_env.errors import CheckpointError, ConfigError
-
-from agent_helpers import TINY, tiny_tokenizer_and_model
 
 
 def test_tokenizer_and_model_round_trip_offline(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from agent_helpers import home_obs, product_obs, tiny_tokenizer_and_model
 
 from agents.model import AgentMeta
 from agents.policies import BatchPolicy, Policy
@@ -16,8 +17,6 @@ from agents.policies.base import candidate_actions, is_valid_action
 from agents.policies.llm import LLMPolicy, PromptPersonaPolicy
 from agents.policies.rule_based import RuleBasedBuyer, TypeProfile, load_profiles
 from simpersona_env.errors import ConfigError, UnknownNameError
-
-from agent_helpers import home_obs, product_obs, tiny_tokenizer_and_model
 
 REPO = Path(__file__).resolve().parents[2]
 

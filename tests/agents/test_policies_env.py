@@ -11,10 +11,10 @@ import pytest
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("simpersona_env.env.storefront_env")
 
-from agents.policies.base import candidate_actions, is_template, is_valid_action  # noqa: E402
-from agents.policies.random import RandomPolicy  # noqa: E402
-from agents.policies.rule_based import RuleBasedBuyer, TypeProfile  # noqa: E402
-from agents.traces import Episode, read_episodes, record_episode, write_episodes  # noqa: E402
+from agents.policies.base import candidate_actions, is_template, is_valid_action
+from agents.policies.random import RandomPolicy
+from agents.policies.rule_based import RuleBasedBuyer, TypeProfile
+from agents.traces import Episode, read_episodes, record_episode, write_episodes
 
 K = 3
 PROFILES = {0: TypeProfile(views_per_session=1, view_to_cart=0.0, bounce=0.0),

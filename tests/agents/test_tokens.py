@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from agents.tokens import (ACTION_TOKEN, EOS_TOKEN, add_persona_tokens, count_persona_tokens,
-                           encode, persona_index, persona_token, persona_tokens, render_step)
-from simpersona_env.errors import CheckpointError, ConfigError
-
 from agent_helpers import home_obs, tiny_tokenizer_and_model
+
+from agents.tokens import (
+    ACTION_TOKEN,
+    EOS_TOKEN,
+    add_persona_tokens,
+    count_persona_tokens,
+    encode,
+    persona_index,
+    persona_token,
+    persona_tokens,
+    render_step,
+)
+from simpersona_env.errors import CheckpointError, ConfigError
 
 
 def test_persona_token_strings():
