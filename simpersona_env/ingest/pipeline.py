@@ -3,9 +3,9 @@
 Three stages, each a pure function of files on disk so that the local and the Ray runner
 run the very same code and write the very same bytes:
 
-1. per input file (streaming Polars): parse, validate, cast; good rows are staged in
-   ``units`` (by hash of merchant and buyer, so a unit holds whole buyers), bad rows go to
-   the quarantine with their line numbers;
+1. per input file (CSV in byte chunks, anything else as one streaming Polars scan): parse,
+   validate, cast; rows are staged in ``units`` (by hash of merchant and buyer, so a unit
+   holds whole buyers), bad rows go to the quarantine with their line numbers;
 2. per unit (in memory, bounded by the unit size): sort, count out-of-order rows,
    deduplicate, sessionize rows without a session id by the inactivity gap, write
    ``events/merchant_id=<m>/part-<unit>.parquet``;

@@ -6,8 +6,10 @@ not empty marks a bad value. Each row gets the code of the first thing wrong wit
 (:data:`REASONS`); good rows go on to stage 2, bad rows go to the quarantine with their
 source line number and the raw line. Nothing is dropped silently.
 
-Column counts need a raw-line pass (Polars' CSV reader pads short lines without saying so):
-one extra streaming scan that counts separators per line (quoted text removed first).
+Column counts need the raw bytes (Polars' CSV reader pads short lines without saying so):
+a CSV without quotes is read in byte chunks whose separators and newlines numpy counts
+(:func:`csv_chunks`); a quoted CSV gets a line pass with quoted text removed, or a
+record pass with the csv module when quoted fields span lines.
 """
 
 from __future__ import annotations
