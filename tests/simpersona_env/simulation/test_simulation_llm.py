@@ -48,6 +48,6 @@ def test_llm_policy_acts_in_lockstep_batches(tiny_agent, tmp_path):
     # the same batch again, in a fresh run: the same episodes (the batch reseeds the policy)
     a = simulate(spec, tmp_path / "a", progress=False).records()
     b = simulate(spec, tmp_path / "b", progress=False).records()
-    strip = lambda rs: [{k: v for k, v in x.items() if k != "seconds"} for x in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in x.items() if k != "seconds"} for x in rs]
     assert strip(a) == strip(b)
     assert {x["persona"] for x in a} <= {0, 1}
