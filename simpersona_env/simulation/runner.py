@@ -570,6 +570,11 @@ def simulate(spec: SimulationSpec, out_dir: str | Path, *, runner: str = "local"
             raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                               "resume it with the same settings, or pass overwrite=true or "
                               "another out_dir")
+    if not hasattr(spec.policy, "act"):  # a bad target fails here, typed, not in a worker
+        target = spec.policy if isinstance(spec.policy, str) else dict(spec.policy).get("_target_")
+        if not target:
+            raise ConfigError(f"a policy spec needs _target_ (module:Class), got {spec.policy!r}")
+        _import_target(str(target))
     writer = EpisodeWriter(out / EPISODES_FILE, resume=resume, overwrite=overwrite)
     spec_path.write_text(json.dumps({"spec": spec_doc, "status": "running"}, indent=2) + "\n")
     todo = [b for b in spec.batches() if any(i not in writer.done for i in b)]

@@ -201,6 +201,9 @@ def test_ray_runner_gives_the_same_episodes_as_the_local_runner(tmp_path):
 def test_bad_settings_raise_typed_errors(tmp_path):
     with pytest.raises(UnknownNameError, match="policy"):
         SimulationWorker(SimulationSpec(policy={"_target_": "agents.policies.nope:Nope"}))
+    with pytest.raises(UnknownNameError, match="policy"):  # before any worker starts
+        simulate(SimulationSpec(n_buyers=2, policy="nope:Nope"), tmp_path / "p", workers=2)
+    assert not (tmp_path / "p" / "episodes.jsonl").exists()
     with pytest.raises(UnknownNameError, match="runner"):
         simulate(SimulationSpec(n_buyers=1, policy="oracle"), tmp_path, runner="spark")
     with pytest.raises(ConfigError, match="batch_size"):
