@@ -73,6 +73,26 @@ class TypeProfile:
                    bounce=clip(features.get("bounced", 0.1)))
 
 
+def describe_profile(p: TypeProfile) -> str:
+    """A plain-words description of a type, for the prompt-persona baseline.
+
+    Example:
+        >>> describe_profile(TypeProfile(views_per_session=1, view_to_cart=0.0, bounce=0.5))
+        'Often leaves on the first page (50% of visits). Looks at about 1 product per visit. Rarely adds anything to the cart (0% of viewed products). Buys what is in the cart 30% of the time. Usually browses collections rather than searching.'
+    """
+    def often(x: float) -> str:
+        return "Often" if x >= 0.3 else "Sometimes" if x >= 0.1 else "Almost never"
+
+    cart = "Rarely adds" if p.view_to_cart < 0.1 else "Sometimes adds" if p.view_to_cart < 0.4 else "Readily adds"
+    views = round(p.views_per_session)
+    return (f"{often(p.bounce)} leaves on the first page ({p.bounce:.0%} of visits). "
+            f"Looks at about {views} product{'s' if views != 1 else ''} per visit. "
+            f"{cart} anything to the cart ({p.view_to_cart:.0%} of viewed products). "
+            f"Buys what is in the cart {p.cart_to_purchase:.0%} of the time. "
+            + ("Usually searches for what it wants." if p.search_share >= 0.5 else
+               "Usually browses collections rather than searching."))
+
+
 def load_profiles(path: str | Path) -> dict[int, TypeProfile]:
     """Read ``{"<type>": {profile fields or buyer features}}`` from JSON."""
     data = json.loads(Path(path).read_text())
