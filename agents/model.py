@@ -144,6 +144,13 @@ def build_agent(cfg: AgentModelConfig, n_personas: int, corpus: Iterable[str] | 
         tokenizer = train_tokenizer(corpus, n_personas, vocab_size=cfg.vocab_size)
         model = build_llama(cfg, tokenizer)
     else:
+        if (Path(cfg.model) / AGENT_META_FILE).is_file():  # continuing from an agent checkpoint
+            k = AgentMeta.read(cfg.model).n_personas
+            if k != n_personas:
+                raise CheckpointError(
+                    f"agent.model={cfg.model!r} is an agent trained with K={k} persona tokens "
+                    f"but these traces need K={n_personas}; start from its base model or "
+                    "label the traces with the same buyer-type model")
         tokenizer, model = _load_pretrained(cfg.model, _dtype(cfg.dtype))
     add_persona_tokens(tokenizer, model, n_personas)
     return tokenizer, model

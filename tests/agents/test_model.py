@@ -82,3 +82,7 @@ def test_k_mismatch_between_checkpoint_and_population(tmp_path):
         policy.reset(7, "")
     with pytest.raises(CheckpointError, match="not an agent checkpoint"):
         load_agent(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="K=3.*K=4"):  # fine-tuning it for another K
+        build_agent(AgentModelConfig(model=str(tmp_path)), n_personas=4)
+    tok2, _ = build_agent(AgentModelConfig(model=str(tmp_path)), n_personas=3)  # same K: fine
+    assert len(tok2) == len(tok)
