@@ -317,12 +317,13 @@ def _unknown_events(events: pl.DataFrame | pl.LazyFrame) -> str:
             f"{list(EVENT_TYPES)}; map them in the ingest mapping's `events:` table")
 
 
-def write_buyers(df: pl.DataFrame, out_dir: str | Path, *, max_len: int | None = None,
-                 extra: dict[str, Any] | None = None) -> Path:
+def write_buyers(df: pl.DataFrame | pl.LazyFrame, out_dir: str | Path, *,
+                 max_len: int | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write ``buyers.parquet`` and ``manifest.json`` into ``out_dir``.
 
     Args:
-        df: a table from :func:`build_buyers`.
+        df: a table from :func:`build_buyers`, or a lazy frame of several (streamed to disk,
+            so a large table is never held in memory at once).
         out_dir: the folder (created).
         max_len: the ``max_len`` it was built with (default: the longest ``seq_len``).
         extra: more manifest entries (e.g. the source log).
@@ -333,14 +334,23 @@ def write_buyers(df: pl.DataFrame, out_dir: str | Path, *, max_len: int | None =
     Raises:
         SchemaError: when ``df`` lacks a column of :func:`buyer_schema`.
     """
-    missing = [c for c in buyer_schema() if c not in df.columns]
+    import polars as pl
+
+    lf = df.lazy()
+    names = lf.collect_schema().names()
+    missing = [c for c in buyer_schema() if c not in names]
     if missing:
         raise SchemaError(f"not a buyer table: missing {missing}; build it with build_buyers()")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / BUYERS_FILE
-    df.select(list(buyer_schema())).write_parquet(path)
-    seq_max = int(df["seq_len"].max() or 0) if df.height else 0
+    lf.select(list(buyer_schema())).sink_parquet(path, engine="streaming")
+    written = pl.scan_parquet(path)
+    summary = written.select(pl.len().alias("rows"), pl.col("seq_len").max().alias("seq_max"),
+                             pl.col("merchant_id").n_unique().alias("merchants")).collect()
+    splits = written.group_by("split").len().sort("split").collect()
+    rows = int(summary["rows"][0])
+    seq_max = int(summary["seq_max"][0] or 0) if rows else 0
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "max_len": int(max_len if max_len is not None else seq_max),
@@ -348,9 +358,9 @@ def write_buyers(df: pl.DataFrame, out_dir: str | Path, *, max_len: int | None =
         "token_columns": {c: token_column(c) for c in TOKEN_CHANNELS},
         "feature_names": list(FEATURE_NAMES),
         "outcome_columns": list(OUTCOME_COLUMNS),
-        "rows": df.height,
-        "merchants": int(df["merchant_id"].n_unique()) if df.height else 0,
-        "splits": {k: int(v) for k, v in df["split"].value_counts().iter_rows()},
+        "rows": rows,
+        "merchants": int(summary["merchants"][0]) if rows else 0,
+        "splits": {k: int(v) for k, v in splits.iter_rows()},
         **(extra or {}),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n")

@@ -67,7 +67,7 @@ RUNNERS = ("local", "ray")
 #: ``progress(stage, done, total)`` callback type.
 Progress = Callable[[str, int, int], None]
 
-_UNIT_BYTES = 32 << 20  # input bytes per unit: bounds the memory of stages 2 and 3
+_UNIT_BYTES = 64 << 20  # input bytes per unit: bounds the memory of stages 2 and 3
 _STAGE_ROWS_PER_FILE = 200_000
 _STAGE_BYTES_PER_FILE = 16 << 20
 _DEDUP_KEYS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "product_id",
@@ -480,7 +480,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         runner: ``"local"`` or ``"ray"`` (same code, same bytes).
         ray_address: Ray cluster to join (default: a local instance).
         num_cpus: CPUs of a local Ray instance.
-        units: buyer units for stages 2-3 (0: one per 32 MiB of input). The output depends
+        units: buyer units for stages 2-3 (0: one per 64 MiB of input). The output depends
             on it only through file names, never through content.
         buyers: also build buyer representations and merchant statistics.
         max_len: tokens kept per buyer.
@@ -541,10 +541,12 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
             s3 = run.map(_stage3_unit, [(u, str(stage), str(out), str(ctx_path), max_len,
                                          heldout_fraction, seed) for u in range(n_units)],
                          "buyers", progress)
+            # streamed from the unit parts: rows grouped by unit, each part in (merchant,
+            # buyer) order; the whole table is never in memory
             parts = sorted((stage / "buyers").glob("part-*.parquet"))
-            table = (pl.read_parquet(parts).sort(["merchant_id", "buyer_id"]) if parts
-                     else None)
-            if table is None:
+            if parts:
+                table = pl.scan_parquet(parts)
+            else:
                 from simpersona_env.buyers.represent import build_buyers
 
                 table = build_buyers(read_events(out), max_len=max_len)
