@@ -91,7 +91,8 @@ class EvaluateConfig:
     bootstrap: int = field(1000, help="bootstrap resamples for every interval")
     ab: bool = field(True, help="also run the A/B test of the two themes")
     ab_policy: str = field("", help="the A/B test's policy (default: the first)")
-    ab_merchant: str = field("", help="the A/B test's merchant (default: the first held out)")
+    ab_merchant: str = field("", help="the A/B test's merchant (default: the held-out one with "
+                             "most buyers)")
     goal: bool = field(False, help="also run the goal-task benchmark (goal_benchmark settings)")
     goal_benchmark: GoalBenchmarkConfig = field(help="the goal benchmark run with goal=true",
                                                 default_factory=GoalBenchmarkConfig)
@@ -193,7 +194,7 @@ def run(cfg: Any) -> int:
     result["protocol"]["data"] = source
     goal_res = None
     if cfg.goal:
-        goal_res = _run_goal(cfg.goal_benchmark, out / "goal")
+        goal_res = _run_goal(cfg.goal_benchmark, out / "goal", progress=cfg.progress)
     paths = write_report(result, out, goal=goal_res)
     for line in headline(result, goal_res):
         print(line)
@@ -201,7 +202,7 @@ def run(cfg: Any) -> int:
     return 0
 
 
-def _run_goal(g: Any, out_dir: Path | None = None) -> dict[str, Any]:
+def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     from simpersona_env.evaluation.goal import goal_benchmark
 
     runner = g.runner.name if g.get("runner") else "local"
@@ -209,7 +210,8 @@ def _run_goal(g: Any, out_dir: Path | None = None) -> dict[str, Any]:
                           catalogs=list(g.catalogs), n_tasks=g.n_tasks, seed=g.seed,
                           data_dir=g.data_dir, max_steps=g.max_steps, runner=runner,
                           workers=g.workers, batch_size=g.batch_size, backend=g.backend,
-                          bootstrap=g.bootstrap, resume=g.resume, progress=g.progress)
+                          bootstrap=g.bootstrap, resume=g.resume,
+                          progress=g.progress and progress)
 
 
 def goal(cfg: Any) -> int:

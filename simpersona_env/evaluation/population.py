@@ -314,17 +314,20 @@ def ab_test(spec: Any, out_dir: str | Path, *, themes: Sequence[str] = ("classic
 
 # ------------------------------------------------------------------------------- the whole
 
-def _policy_spec(spec: Any, profiles: Path | None) -> tuple[Any, bool]:
-    """(policy spec for the runner, whether it sees the persona)."""
+def _policy_spec(spec: Any, profiles: Mapping[str, Path]) -> tuple[Any, bool, bool]:
+    """(policy spec for the runner, whether it sees the persona, whether it is the one
+    "average buyer" of every population)."""
     if isinstance(spec, str) or hasattr(spec, "act"):
-        return spec, True
+        return spec, True, False
     d = dict(spec)
     personas = bool(d.pop("_personas", True))
+    average = bool(d.pop("_average", False))
     if d.get("profiles") == "auto":
-        if profiles is None:
+        key = "average" if average else "types"
+        if key not in profiles:
             raise ConfigError("profiles=auto needs the type profiles of the training buyers")
-        d["profiles"] = str(profiles)
-    return d, personas
+        d["profiles"] = str(profiles[key])
+    return d, personas, average
 
 
 def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, Any], *,
@@ -346,7 +349,9 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         typer: the VQ-VAE (``PersonaModel``), trained on training merchants only.
         policies: name -> policy spec (``{"_target_": ..., **kwargs}``; ``profiles: auto``
             fills the rule-based buyer's type profiles from the training merchants' buyers;
-            ``_personas: false`` hides the persona from the policy: the no-persona baseline).
+            ``_personas: false`` hides the persona from the policy: the no-persona baseline;
+            ``_average: true`` plays one "average buyer" for everyone, with ``profiles: auto``
+            the profile fitted to all training buyers together).
         out_dir: simulations go to ``<out_dir>/sim/<policy>/<merchant>``.
         buyers: the real buyer table (default: built from ``events``).
         merchants: held-out merchants (default: by ``merchant_heldout_fraction``).
@@ -355,7 +360,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         runner, workers, batch_size, backend, max_steps: how the simulations run.
         bootstrap: resamples for every interval.
         ab: also run the A/B test of two themes (``ab_policy`` on ``ab_merchant``; default
-            the first policy and the first held-out merchant).
+            the first policy and the held-out merchant with most buyers).
         resume: continue interrupted simulations in ``out_dir``.
         profiles_buyers: training buyers for ``profiles: auto`` (default: the training
             merchants' ``train`` half of ``buyers``).
@@ -401,7 +406,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     _log(f"held-out merchants: {', '.join(held)} ({len(train_merchants)} training merchants); "
          f"real log records {observed} -> stages {stages}")
 
-    profiles = None
+    profiles: dict[str, Path] = {}
     if any(isinstance(s, Mapping) and s.get("profiles") == "auto" for s in policies.values()):
         tb = profiles_buyers
         if tb is None:
@@ -409,8 +414,12 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                                              if train_merchants else pl.lit(True)),
                                heldout_fraction=heldout_fraction, seed=split_seed)
             tb = tb.filter(pl.col("split") == TRAIN)
-        profiles = type_profiles(tb, typer.assign(tb), typer.k, out / "type_profiles.json")
-        _log(f"rule-based type profiles from {tb.height} training buyers: {profiles}")
+        profiles["types"] = type_profiles(tb, typer.assign(tb), typer.k,
+                                          out / "type_profiles.json")
+        # the no-persona baseline: one profile fitted to all training buyers together
+        profiles["average"] = type_profiles(tb, np.zeros(tb.height, np.int64), 1,
+                                            out / "average_profile.json")
+        _log(f"rule-based type profiles from {tb.height} training buyers: {profiles['types']}")
 
     real_reach = reach_by_merchant(None, stages, funnel=pl.concat(
         [protocol[m].real_funnel for m in held]))
@@ -440,12 +449,13 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     }
     specs: dict[str, SimulationSpec] = {}
     for name, raw in policies.items():
-        pspec, personas = _policy_spec(raw, profiles)
+        pspec, personas, average = _policy_spec(raw, profiles)
         records_all: list[dict[str, Any]] = []
         for m in held:
             spec = SimulationSpec(
                 store={"name": "events", "events": str(events), "merchants": [m]}, store_id=m,
-                population=protocol[m].shares, policy=pspec, policy_name=name,
+                population=[1.0] if average else protocol[m].shares, policy=pspec,
+                policy_name=name,
                 n_buyers=n_buyers, seed=seed, batch_size=batch_size,
                 backend={"name": backend}, max_steps=max_steps, personas=personas)
             specs.setdefault(name, spec)
@@ -469,11 +479,12 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                                     n_boot=bootstrap, seed=seed)
         funnel = funnel_alignment(real_reach, sim_reach, stages, n_boot=bootstrap, seed=seed)
         sim_stats = merchant_stats(sim_funnel, bootstrap=bootstrap, seed=seed)["merchants"]
-        sampled = {(r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records_all
-                   if int(r.get("persona", -1)) >= 0}
+        sampled = {} if average else {
+            (r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records_all
+            if int(r.get("persona", -1)) >= 0}
         entry: dict[str, Any] = {
             "spec": pspec if isinstance(pspec, (str, dict)) else repr(pspec),
-            "sees_persona": personas,
+            "sees_persona": personas and not average, "average_buyer": average,
             "conversion": conversion.as_dict(),
             "funnel": {s: v.as_dict() for s, v in funnel.items()},
             "merchants": {m: {"sim": sim_stats.get(m), "episodes": sum(
@@ -481,7 +492,8 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                 "observable_buyers": int(sim_reach[m].shape[0]) if m in sim_reach else 0,
                 "dir": str(out / "sim" / name / m)} for m in held},
             "by_type": stats_by_type(sim_funnel, sampled, bootstrap=bootstrap) if sampled else {},
-            "fidelity": type_fidelity(sim_events, records_all, typer) if personas else None,
+            "fidelity": (type_fidelity(sim_events, records_all, typer)
+                         if personas and not average else None),
         }
         result["policies"][name] = entry
         c = conversion.alignment
@@ -492,11 +504,13 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         name = ab_policy or next(iter(policies))
         if name not in specs:
             raise ConfigError(f"ab_policy={name!r} is not one of the policies {list(policies)}")
-        m = ab_merchant or held[0]
+        # default: the held-out merchant with most buyers (the tightest interval)
+        m = ab_merchant or max(held, key=lambda h: len(protocol[h].population_buyers))
         base = dataclasses.replace(specs[name], store={"name": "events", "events": str(events),
                                                        "merchants": [m]}, store_id=m,
-                                   population=protocol[m].shares if m in protocol else
-                                   specs[name].population)
+                                   population=protocol[m].shares
+                                   if len(specs[name].population) == typer.k
+                                   else specs[name].population)
         result["ab"] = {"policy": name, "merchant": m,
                         **ab_test(base, out / "ab" / name / m, runner=runner, workers=workers,
                                   resume=resume, progress=progress, bootstrap=bootstrap,

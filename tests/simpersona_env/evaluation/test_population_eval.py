@@ -136,7 +136,8 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     from simpersona_env.evaluation.report import PLOTS, headline, write_report
 
     res = evaluate_population(real["path"], real["typer"],
-                              {"rule_based": RULE_BASED, "random": RANDOM},
+                              {"rule_based": RULE_BASED, "random": RANDOM,
+                               "average": {**RULE_BASED, "_average": True}},
                               out_dir=tmp_path, buyers=real["buyers"], merchants=real["held"],
                               n_buyers=12, min_buyers=5, bootstrap=60, progress=False)
     held = res["protocol"]["heldout_merchants"]
@@ -149,6 +150,13 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
         assert set(p["conversion"]["per_merchant"]) <= set(held)
         assert set(p["funnel"]) == {*res["protocol"]["stages"], "funnel"}
         assert all(p["merchants"][m]["episodes"] == 12 for m in held)
+    avg = res["policies"]["average"]
+    assert avg["average_buyer"] and avg["fidelity"] is None and not avg["by_type"]
+    avg_records = [json.loads(line) for line in
+                   (tmp_path / "sim" / "average" / held[0] / "episodes.jsonl").read_text()
+                   .splitlines()]
+    assert {r["persona"] for r in avg_records} == {0}
+    assert len(json.loads((tmp_path / "average_profile.json").read_text())) == 1
     fid = res["policies"]["rule_based"]["fidelity"]
     conf = np.array(fid["confusion"])
     assert conf.shape == (4, 4) and conf.sum() == fid["n"] > 0
