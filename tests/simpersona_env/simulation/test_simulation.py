@@ -239,3 +239,16 @@ def test_simulate_command_on_a_population_file(tmp_path):
     assert main(["simulate", "policy=rule_based", f"out_dir={tmp_path / 'x'}"]) == 2  # profiles ???
     assert main(["simulate", "policy=oracle", f"population={tmp_path / 'missing.json'}",
                  f"out_dir={tmp_path / 'y'}"]) == 2
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_playwright_backend_gives_the_same_shop_log_as_http(tmp_path):
+    """The same buyers in a real Chromium: the same funnels and the same canonical events."""
+    base = {"population": [0.5, 0.5], "n_buyers": 3, "policy": "oracle", "task": "goal"}
+    http = simulate(SimulationSpec(**base), tmp_path / "http", progress=False)
+    pw = simulate(SimulationSpec(**base, backend={"name": "playwright"}), tmp_path / "pw",
+                  progress=False)
+    assert [r["funnel"] for r in http.records()] == [r["funnel"] for r in pw.records()]
+    assert all(r["goal_result"]["success"] for r in pw.records())
+    assert pl.read_parquet(http.events_path).equals(pl.read_parquet(pw.events_path))
