@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storefront_mock.catalog import COLLECTIONS_PER_PAGE
 from agents.traces import OBSERVATION_KEYS, Episode, Step
 from simpersona_env.errors import ConfigError, DataError
 
@@ -142,8 +143,8 @@ def hindsight_goal(product: Any, session_id: str = "") -> dict[str, Any] | None:
 
     from simpersona_env.env.tasks import GoalTask
 
-    if product is None or product.price is None or not product.product_type:
-        return None
+    if product is None or not product.product_type or not product.category:
+        return None  # no category in the log: its type would be a placeholder
 
     class _One:  # the part of a Catalog the goal task reads
         store_id = ""
@@ -214,7 +215,7 @@ class Coverage:
             "reason_help": {r: REASONS[r] for r in self.reasons if r in REASONS},
             "inserted_shop_events": dict(self.inserted.most_common()),
             "cut_sessions": self.cut_sessions, "cut_events": self.reasons.get("step_cap", 0),
-            "goals": self.goals, "goals_missing_price_or_type": self.goals_missing,
+            "goals": self.goals, "goals_missing_type": self.goals_missing,
             "seconds": round(self.seconds, 3),
             "sessions_per_s": round(self.sessions / self.seconds, 2) if self.seconds else None,
             "steps_per_s": round(self.steps / self.seconds, 1) if self.seconds else None,
@@ -464,8 +465,14 @@ class _Planner:
         coll = self.catalog.collection_by_slug[slug]
         top = self._by_path.get(coll.category_path.split(".")[0]) if coll.category else None
         if top is None or top.slug == slug:
-            # a top collection is in the header nav on every page of the store
-            return [f"click[nav-collection-{slug}]"]
+            # the header links the largest top collections on every page; the others are
+            # on the paginated collections index that the header links
+            if coll in self.catalog.nav_collections:
+                return [f"click[nav-collection-{slug}]"]
+            index = self.catalog.top_collections.index(coll)
+            return ["click[nav-collections]",
+                    *["click[page-next]"] * (index // COLLECTIONS_PER_PAGE),
+                    f"click[collection-{slug}]"]
         return [*self.to_collection(top.slug, els), f"click[collection-{slug}]"]
 
     def _search_hit(self, query: str, pid: str) -> bool:

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -42,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from storefront_mock.catalog import SORTS, Catalog, Product, slugify
+from storefront_mock.catalog import COLLECTIONS_PER_PAGE, SORTS, Catalog, Product, slugify
 from storefront_mock.errors import StorefrontError
 from storefront_mock.events import EventLog
 from storefront_mock.stores import THEMES, Store
@@ -332,7 +333,21 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
         cat = store.catalog
         emit(store, visitor, now, "page_view")
         return render(request, store, visitor, new_cookie, "home", cat.name,
-                      collections=cat.top_collections, featured=cat.featured(8))
+                      collections=cat.nav_collections, featured=cat.featured(8))
+
+    async def collections_index(request: Request) -> Response:
+        store, visitor, new_cookie, now = begin(request)
+        cat = store.catalog
+        per = COLLECTIONS_PER_PAGE
+        pages = max(1, -(-len(cat.top_collections) // per))
+        page = min(_parse_page(request.query_params.get("page")), pages)
+        emit(store, visitor, now, "page_view")
+        base = f"/s/{store.store_id}/collections"
+        return render(request, store, visitor, new_cookie, "collections", "All collections",
+                      collections=cat.top_collections[(page - 1) * per:page * per],
+                      listing=SimpleNamespace(page=page, pages=pages),
+                      pages={"prev": f"{base}?page={page - 1}" if page > 1 else None,
+                             "next": f"{base}?page={page + 1}" if page < pages else None})
 
     def listing_args(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
         qp = request.query_params
@@ -563,6 +578,7 @@ def create_app(stores: Sequence[Store], event_log: EventLog | None = None, *,
     routes = [
         Route("/", index),
         Route("/s/{store}/", home),
+        Route("/s/{store}/collections", collections_index),
         Route("/s/{store}/collections/{slug}", collection),
         Route("/s/{store}/search", search),
         Route("/s/{store}/products/{product_id:path}", product),

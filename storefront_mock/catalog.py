@@ -39,6 +39,7 @@ from typing import Any
 from storefront_mock.errors import CatalogError, DataMissingError, UnknownNameError
 
 __all__ = [
+    "NAV_LIMIT", "COLLECTIONS_PER_PAGE",
     "Product",
     "Collection",
     "Catalog",
@@ -51,6 +52,11 @@ __all__ = [
     "category_path",
     "slugify",
 ]
+
+#: At most this many collections in a store's header and on its home page.
+NAV_LIMIT = 12
+#: Collections per page of the collections index (``/s/<store>/collections``).
+COLLECTIONS_PER_PAGE = 40
 
 #: Listing orders: value in the ``sort`` query parameter -> label shown in the select.
 SORTS: dict[str, str] = {
@@ -183,6 +189,14 @@ class Catalog:
             self.collection_by_category.setdefault(c.category, c)
         self.top_collections: tuple[Collection, ...] = tuple(
             c for c in self.collections if len(c.category) <= 1)
+        # The header and home page link at most NAV_LIMIT collections (the largest). A store
+        # with more (a log keyed by thousands of category ids) links all of them from a
+        # paginated collections index instead, so that every page stays small.
+        self.has_collection_index = len(self.top_collections) > NAV_LIMIT
+        self.nav_collections: tuple[Collection, ...] = (
+            tuple(sorted(self.top_collections, key=lambda c: (-len(c.product_ids), c.title,
+                                                             c.slug))[:NAV_LIMIT])
+            if self.has_collection_index else self.top_collections)
         for c in self.collections:
             unknown = [i for i in c.product_ids if i not in self.by_id]
             if unknown:

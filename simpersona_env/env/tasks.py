@@ -155,10 +155,13 @@ class GoalTask(Task):
             return goal
         if catalog is None:
             raise ConfigError("the goal task draws its goals from a catalog: use a bundled store")
-        candidates = [p for p in catalog.products if p.price is not None and p.product_type]
+        typed = [p for p in catalog.products if p.product_type]
+        # Prefer products with a price (the instruction then carries a price limit); a log
+        # without prices (Taobao) still gets goals, never an invented price.
+        candidates = [p for p in typed if p.price is not None] or typed
         if not candidates:
-            raise ConfigError(f"catalog {catalog.store_id!r} has no product with a type and a "
-                              "price to draw a goal from")
+            raise ConfigError(f"catalog {catalog.store_id!r} has no product with a type to "
+                              "draw a goal from")
         product = candidates[int(rng.integers(len(candidates)))]
         attr_keys = sorted(product.attributes)
         n_attr = min(len(attr_keys), self.max_attributes)
@@ -171,7 +174,8 @@ class GoalTask(Task):
         for k in sorted(rng.choice(choosable, size=n_opt, replace=False).tolist()) if n_opt else []:
             values = product.options[k]
             opts[k] = values[int(rng.integers(len(values)))]
-        max_price = float(math.ceil(product.price * (1 + self.price_slack * rng.random())))
+        max_price = (None if product.price is None else
+                     float(math.ceil(product.price * (1 + self.price_slack * rng.random()))))
         return Goal(instruction=_instruction(product.product_type, attrs, opts, max_price),
                     product_type=product.product_type, attributes=attrs, options=opts,
                     max_price=max_price, product_id=product.product_id,
@@ -185,11 +189,12 @@ class GoalTask(Task):
 
 
 def _instruction(ptype: str, attrs: Mapping[str, str], opts: Mapping[str, str],
-                 max_price: float) -> str:
+                 max_price: float | None) -> str:
     parts = [f"{k.lower()}: {v}" for k, v in attrs.items()]
     parts += [f"{k.lower()}: {v}" for k, v in opts.items()]
     with_ = f" with {', '.join(parts)}" if parts else ""
-    return f"Buy a {ptype.lower()}{with_}, price lower than {max_price:.2f}."
+    price = "" if max_price is None else f", price lower than {max_price:.2f}"
+    return f"Buy a {ptype.lower()}{with_}{price}."
 
 
 #: task name -> class

@@ -148,8 +148,36 @@ def test_coverage_adds_up_over_sessions(replayer):
 def test_a_product_without_category_or_price_is_reached_and_bought_without_a_goal(replayer):
     res = replayer.replay([_row("product_view", 0, pid="105"), _row("purchase", 1, pid="105")])
     assert res.outcomes == ["", ""]
-    assert res.episodes[0].goal == ""  # the instruction form needs a price; none is invented
+    assert res.episodes[0].goal == ""  # no category, so no product type to ask for
     assert res.coverage.goals_missing == 1
+
+
+def test_a_product_without_price_gets_a_goal_without_a_price_limit():
+    from storefront_mock.catalog import Product
+
+    p = Product(product_id="9", title="acme running shoe", brand="acme", category=("shoes",),
+                price=None, list_price=None, description="", attributes={"Colour": "red"},
+                options={}, rating=None, product_type="running shoe")
+    goal = hindsight_goal(p, "s9")
+    assert goal is not None and goal["max_price"] is None
+    assert goal["instruction"] == "Buy a running shoe with colour: red."
+
+
+def test_many_collections_are_reached_through_the_collections_index():
+    # a log keyed by many categories (as Taobao's category ids): the header links only the
+    # largest, the rest are on the paginated collections index
+    rows = [{**_row("product_view", 0, buyer="other", session="o1"), "product_id": f"p{i}",
+             "category": f"cat{i:03d}", "brand": "b", "price": 1.0 + i} for i in range(60)]
+    r = Replayer(_log(rows))
+    try:
+        target = [_row("collection_view", 1, category="cat059", buyer="b9", session="s9")]
+        res = r.replay(target)
+        assert res.outcomes == [""], res.errors
+        actions = _actions(res)[0]
+        assert "click[nav-collections]" in actions and "click[page-next]" in actions
+        assert actions[-2] == "click[collection-cat059]"
+    finally:
+        r.close()
 
 
 def test_step_cap_cuts_and_counts():

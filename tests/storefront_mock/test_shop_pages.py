@@ -286,3 +286,37 @@ def test_ab_split_assigns_each_visitor_one_theme_stably(make_client):
     other = next(t for t in THEMES if t != arms["ab-0"])
     assert f'data-sp-theme="{other}"' in c.get(f"/s/builtin/?theme={other}").text
     assert f'data-sp-theme="{other}"' in c.get("/s/builtin/cart").text
+
+
+def test_a_store_with_many_collections_keeps_its_header_small(make_client):
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    from storefront_mock import stores_from_events
+    from storefront_mock.catalog import COLLECTIONS_PER_PAGE, NAV_LIMIT
+
+    n = 100  # one top collection per category, as a log keyed by category ids gives
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    log = pl.DataFrame({
+        "merchant_id": ["m"] * n, "buyer_id": ["b"] * n, "session_id": ["s"] * n,
+        "ts": [t] * n, "event": ["product_view"] * n, "product_id": [str(i) for i in range(n)],
+        "category": [f"c{i:03d}" for i in range(n)], "brand": [None] * n,
+        "price": [1.0] * n, "query": [None] * n, "source": ["test"] * n})
+    app = create_app(stores_from_events(log))
+    c = make_client(app, visitor="x")
+    home = c.get("/s/m/").text
+    nav = [i for i in ids(home) if i.startswith("nav-collection-")]
+    assert len(nav) == NAV_LIMIT and "nav-collections" in ids(home)
+    seen, page = [], c.get("/s/m/collections")
+    while True:
+        assert page_kind(page.text) == "collections"
+        seen += [i for i in ids(page.text) if i.startswith("collection-")]
+        nxt = HTMLParser(page.text).css_first('[data-sp-id="page-next"]')
+        if nxt is None:
+            break
+        page = c.get(nxt.attributes["href"])
+    assert len(seen) == len(set(seen)) == n  # every collection, once, over the pages
+    assert -(-n // COLLECTIONS_PER_PAGE) == int(page.url.params.get("page", 1))
+    events = [r["event"] for r in app.state.shop.event_log.rows()]
+    assert events.count("page_view") == 1 + -(-n // COLLECTIONS_PER_PAGE)
