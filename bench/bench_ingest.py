@@ -64,7 +64,7 @@ class PeakRSS:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -172,7 +172,7 @@ def work_pandas(data: Path, out: Path) -> dict[str, Any]:
             "price": np.nan})
         del tb
         df = pd.concat([rees, taobao], ignore_index=True)
-        n_in = int(len(df))
+        n_in = len(df)
         del rees, taobao
         bad = df["buyer_id"].eq("") | df["ts"].isna() | df["event"].isna()
         df = df[~bad]
@@ -221,7 +221,7 @@ def work_pandas(data: Path, out: Path) -> dict[str, Any]:
         buyers = feats.join(tokens)
         buyers.to_parquet(out / "pandas-buyers.parquet")
         secs = time.perf_counter() - t
-    return {"rows": n_in, "seconds": secs, "buyers": int(len(buyers)),
+    return {"rows": n_in, "seconds": secs, "buyers": len(buyers),
             "peak_mib": mem.mib()}
 
 
@@ -233,7 +233,7 @@ def _sub(kind: str, data: Path, out: Path) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its JSON comes back on the last line."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, __file__, "--worker", kind, "--data", str(data), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode:
         raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

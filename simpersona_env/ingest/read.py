@@ -18,9 +18,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from simpersona_env.errors import DataError, SchemaError
@@ -331,9 +331,9 @@ def _scan_jsonl(path: Path, s: SourceMapping, info: FileInfo) -> pl.LazyFrame:
                 continue
             try:
                 obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError("not an object")
             except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
                 bad_rows.append(r)
     is_bad = pl.col("_row").is_in(pl.Series(bad_rows, dtype=pl.UInt32).implode())
     lf = lines.with_columns(
