@@ -80,6 +80,8 @@ class EvaluateConfig:
     heldout_fraction: float = field(0.5, help="share of a held-out merchant's buyers giving the "
                                     "real rates (the rest give its population)")
     split_seed: int = field(0, help="seed of the merchant and buyer splits")
+    buyer_split_seed: int | None = field(None, help="re-draw only the buyer halves of the "
+                                            "held-out merchants (default: split_seed)")
     min_buyers: int = field(20, help="skip a held-out merchant with fewer buyers in a half")
     n_buyers: int = field(200, help="simulated buyers per held-out merchant and policy")
     seed: int = field(0, help="simulation seed")
@@ -186,6 +188,7 @@ def run(cfg: Any) -> int:
     result = evaluate_population(
         events, typer, _policies(cfg.policies), out_dir=out, buyers=buyers, merchants=held,
         heldout_fraction=cfg.heldout_fraction, split_seed=cfg.split_seed,
+        buyer_split_seed=cfg.buyer_split_seed,
         n_buyers=cfg.n_buyers, seed=cfg.seed, min_buyers=cfg.min_buyers, runner=runner.name,
         workers=cfg.workers, batch_size=cfg.batch_size, backend=cfg.backend,
         max_steps=cfg.max_steps, bootstrap=cfg.bootstrap, ab=cfg.ab,

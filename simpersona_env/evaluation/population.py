@@ -334,7 +334,8 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                         out_dir: str | Path, buyers: pl.DataFrame | None = None,
                         merchants: Sequence[str] | None = None,
                         merchant_heldout_fraction: float = 0.5, heldout_fraction: float = 0.5,
-                        split_seed: int = 0, n_buyers: int = 200, seed: int = 0,
+                        split_seed: int = 0, buyer_split_seed: int | None = None,
+                        n_buyers: int = 200, seed: int = 0,
                         min_buyers: int = 10, runner: str = "local", workers: int = 0,
                         batch_size: int = 1, backend: str = "http", max_steps: int = 50,
                         bootstrap: int = 1000, ab: bool = True, ab_policy: str | None = None,
@@ -355,7 +356,9 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         out_dir: simulations go to ``<out_dir>/sim/<policy>/<merchant>``.
         buyers: the real buyer table (default: built from ``events``).
         merchants: held-out merchants (default: by ``merchant_heldout_fraction``).
-        heldout_fraction, split_seed: the buyer halves of each held-out merchant.
+        heldout_fraction, split_seed: the merchant split and the buyer halves of each
+            held-out merchant; ``buyer_split_seed`` (default ``split_seed``) re-draws the
+            halves alone, with the same held-out merchants (robustness across splits).
         n_buyers: simulated buyers per merchant and policy; seed: the simulation seed.
         runner, workers, batch_size, backend, max_steps: how the simulations run.
         bootstrap: resamples for every interval.
@@ -397,8 +400,9 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     if buyers is None:
         buyers = build_buyers(real_events, heldout_fraction=heldout_fraction, seed=split_seed)
     real_funnel = funnel_table(real_events)
+    bseed = split_seed if buyer_split_seed is None else buyer_split_seed
     protocol = heldout_protocol(real_funnel, buyers, typer, held,
-                                heldout_fraction=heldout_fraction, seed=split_seed,
+                                heldout_fraction=heldout_fraction, seed=bseed,
                                 min_buyers=min_buyers)
     held = list(protocol)
     observed = observed_event_types(real_events)
@@ -434,7 +438,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         pl.Series("type", np.asarray(typer.assign(real_half), np.int64)))
     result: dict[str, Any] = {
         "protocol": {"heldout_merchants": held, "training_merchants": train_merchants,
-                     "buyer_split": {"heldout_fraction": heldout_fraction, "seed": split_seed,
+                     "buyer_split": {"heldout_fraction": heldout_fraction, "seed": bseed,
                                      "population_half": "train", "real_half": "heldout"},
                      "observed_event_types": observed, "stages": stages,
                      "n_buyers_per_merchant": n_buyers, "seed": seed, "bootstrap": bootstrap,
