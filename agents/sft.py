@@ -109,8 +109,10 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
         raise ConfigError(f"sft.persona={persona!r} is not one of {', '.join(_PERSONA_MODES)}")
     out: list[Rendered] = []
     for ep in episodes:
-        desc = None
-        if persona == "text":
+        desc, mode = None, persona
+        if persona == "text" and int(ep.persona) < 0:
+            mode = "none"  # a buyer without a type gets no persona line
+        elif persona == "text":
             desc = (descriptions or {}).get(int(ep.persona))
             if desc is None:
                 raise ConfigError(f"persona=text: no description for buyer type {ep.persona}; "
@@ -120,7 +122,7 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
             obs = dict(step.observation)
             obs.setdefault("persona", ep.persona)
             obs.setdefault("goal", ep.goal)
-            out.append(render_step(obs, history, step.action, persona=persona,  # type: ignore[arg-type]
+            out.append(render_step(obs, history, step.action, persona=mode,  # type: ignore[arg-type]
                                    description=desc, n_history=n_history,
                                    max_obs_chars=max_obs_chars))
             history.append(step.action)

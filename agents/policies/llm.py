@@ -170,8 +170,10 @@ class LLMPolicy:
             obs["persona"] = slot.persona
         if not str(obs.get("goal") or ""):
             obs["goal"] = slot.goal
-        r = render_step(obs, slot.history, persona=self.persona_mode,  # type: ignore[arg-type]
-                        description=self.descriptions.get(int(obs["persona"])),
+        k = int(obs["persona"])
+        mode = self.persona_mode if k >= 0 else "none"  # no type: no persona line at all
+        r = render_step(obs, slot.history, persona=mode,  # type: ignore[arg-type]
+                        description=self.descriptions.get(k),
                         n_history=self.meta.n_history, max_obs_chars=self.meta.max_obs_chars)
         enc = encode(self.tokenizer, r.prompt, "", max_length=self.meta.max_length - _ACTION_RESERVE)
         return enc.input_ids[:-1]  # drop the completion's end token: the prompt alone

@@ -100,6 +100,8 @@ def test_prompt_persona_policy(fresh, tmp_path):
     assert is_valid_action(policy.act(home_obs(1)), home_obs(1))
     with pytest.raises(ConfigError, match="description"):
         PromptPersonaPolicy(tmp_path, descriptions={0: "x"}).reset(2, "")
+    policy.reset(-1, "")  # no type: no persona line
+    assert tok.decode(policy._prompt({**home_obs(0), "persona": -1}, policy.slots[0])).startswith("url:")
 
 
 def test_type_profiles(tmp_path):
