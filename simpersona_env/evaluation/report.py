@@ -293,18 +293,20 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
     md = [f"# {title}", ""]
     md += ["## Headline", ""] + [f"- {line}" for line in headline(result, goal)] + [""]
     if proto.get("heldout_merchants"):
+        split = proto["buyer_split"]
+        training = ", ".join(proto.get("training_merchants") or []) or "–"
         md += ["## Protocol", "",
-               f"- held-out merchants: {', '.join(proto['heldout_merchants'])}; training "
-               f"merchants (VQ-VAE, agent, type profiles): "
-               f"{', '.join(proto.get('training_merchants') or []) or '–'}",
-               f"- each held-out merchant's buyers split by a stable hash (fraction "
-               f"{proto['buyer_split']['heldout_fraction']}, seed {proto['buyer_split']['seed']}):"
-               " the `train` half gives the population, the `heldout` half the real rates",
-               f"- {proto.get('n_buyers_per_merchant')} simulated buyers per merchant and policy "
-               f"(seed {proto.get('seed')}); the simulated log is projected on the real log's "
-               f"event types {proto.get('observed_event_types')} and measured by the same code",
-               f"- intervals: 95% percentile bootstrap, {proto.get('bootstrap')} resamples, "
-               "buyers resampled within each merchant on both sides", ""]
+               (f"- held-out merchants: {', '.join(proto['heldout_merchants'])}; training "
+                f"merchants (VQ-VAE, agent, type profiles): {training}"),
+               (f"- each held-out merchant's buyers split by a stable hash (fraction "
+                f"{split['heldout_fraction']}, seed {split['seed']}): the `train` half gives "
+                "the population, the `heldout` half the real rates"),
+               (f"- {proto.get('n_buyers_per_merchant')} simulated buyers per merchant and "
+                f"policy (seed {proto.get('seed')}); the simulated log is projected on the real "
+                f"log's event types {proto.get('observed_event_types')} and measured by the "
+                "same code"),
+               (f"- intervals: 95% percentile bootstrap, {proto.get('bootstrap')} resamples, "
+                "buyers resampled within each merchant on both sides"), ""]
         md += ["## Alignment", ""]
         rows = []
         for name, p in pols.items():
@@ -324,10 +326,10 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
         md += _table(["side", "type", "stage", "share", "lo", "hi", "buyers"], type_rows) + [""]
         fid = (pols.get(policy or "") or {}).get("fidelity") or {}
         md += ["## Type fidelity", "", f"![type fidelity]({paths['type_fidelity'].name})", "",
-               f"Policy `{policy}`: {fid.get('n', 0)} simulated buyers re-encoded; "
-               f"{_pct(fid.get('accuracy'))} get their sampled type (chance "
-               f"{_pct(fid.get('chance'))}). Confusion matrix (rows: sampled type, columns: "
-               f"re-assigned) in report.json under population.policies.{policy}.fidelity.", ""]
+               (f"Policy `{policy}`: {fid.get('n', 0)} simulated buyers re-encoded; "
+                f"{_pct(fid.get('accuracy'))} get their sampled type (chance "
+                f"{_pct(fid.get('chance'))}). Confusion matrix (rows: sampled type, columns: "
+                f"re-assigned) in report.json under population.policies.{policy}.fidelity."), ""]
         if len(conf) <= 16:
             md += _table(["sampled \\ assigned", *map(str, range(len(conf)))],
                          [[str(i), *r] for i, r in enumerate(conf)]) + [""]
@@ -335,8 +337,8 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
     md += (_table(["arm", "conversion", "lo", "hi"], ab_rows) if ab_rows else ["not run"]) + [""]
     md += ["## Goal tasks", "", f"![goal success]({paths['goal_success'].name})", ""]
     if goal_rows:
-        md += [f"{goal['n_tasks']} tasks per catalog (seed {goal['seed']}); skipped catalogs: "
-               f"{goal.get('skipped') or 'none'}", ""]
+        md += [(f"{goal['n_tasks']} tasks per catalog (seed {goal['seed']}); skipped "
+                f"catalogs: {goal.get('skipped') or 'none'}"), ""]
         md += _table(["policy", "catalog", "success", "lo", "hi", "mean reward", "lo", "hi"],
                      goal_rows) + [""]
     else:

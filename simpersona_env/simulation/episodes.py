@@ -140,7 +140,7 @@ class EpisodeWriter:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> EpisodeWriter:
+    def __enter__(self) -> EpisodeWriter:  # noqa: PYI034 (final in practice; py3.10 target)
         return self
 
     def __exit__(self, *exc: object) -> None:
