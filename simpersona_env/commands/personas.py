@@ -72,8 +72,8 @@ class PersonasAssignCommand:
     checkpoint: str = field("runs/personas/model", help="folder written by `personas train`")
     out_dir: str = field("runs/personas", help="writes types.parquet and populations.json")
     k: Optional[int] = field(None, help="refuse a checkpoint with another number of types")
-    batch_size: int = field(8192, help="buyers per encoder pass")
-    threads: int = field(2, help="torch CPU threads")
+    batch_size: int = field(1024, help="buyers per encoder pass")
+    threads: int = field(1, help="torch CPU threads (small batched passes run best on one)")
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ class PersonasReportCommand:
     events: Optional[str] = field(None, help="canonical events (Parquet file or folder) for top "
                                           "categories; default: events/ beside the buyer table")
     k: Optional[int] = field(None, help="refuse a checkpoint with another number of types")
-    threads: int = field(2, help="torch CPU threads")
+    threads: int = field(1, help="torch CPU threads")
 
 
 register("personas_train_schema", PersonasTrainCommand)

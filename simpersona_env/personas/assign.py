@@ -55,16 +55,17 @@ class PersonaModel:
         """Number of buyer types."""
         return int(self.model.cfg.k)
 
-    def latents(self, buyers: pl.DataFrame, batch_size: int = 8192) -> np.ndarray:
+    def latents(self, buyers: pl.DataFrame, batch_size: int = 1024) -> np.ndarray:
         """Encoder latents (N, D) of a buyer table, in row order."""
         return self._run(buyers, batch_size, latent=True)
 
-    def assign(self, buyers: pl.DataFrame, batch_size: int = 8192) -> np.ndarray:
+    def assign(self, buyers: pl.DataFrame, batch_size: int = 1024) -> np.ndarray:
         """Buyer type (0..K-1, ``int64``) of every row of a buyer table, in row order.
 
         One encoder pass per batch; buyers are batched by sequence length so that the many
         one-event buyers are not padded to the longest sequence. Works for any merchant,
-        seen in training or not.
+        seen in training or not. Why 1024 per batch: the activations stay in cache; larger
+        batches measured slower on CPU.
 
         Raises:
             SchemaError, DataError: a table the model cannot read (missing columns, NaNs).

@@ -35,7 +35,8 @@ def test_parameters_changed_from_init(trained, tiny_cfg):
     fresh = PersonaVQVAE(tiny_cfg).state_dict()
     moved = [k for k, v in trained.model.state_dict().items()
              if v.dtype.is_floating_point and not torch.equal(v, fresh[k])]
-    assert any(k.startswith("gru.") for k in moved) and any("outcome_head" in k for k in moved)
+    assert any(k.startswith(("conv.", "gru.")) for k in moved) and "embed.weight" in moved
+    assert any("outcome_head" in k for k in moved)
 
 
 def test_codes_in_range_and_all_used(trained, synth_buyers):
