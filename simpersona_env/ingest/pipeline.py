@@ -70,6 +70,8 @@ Progress = Callable[[str, int, int], None]
 _UNIT_BYTES = 64 << 20  # input bytes per unit: bounds the memory of stages 2 and 3
 _STAGE_ROWS_PER_FILE = 200_000
 _STAGE_BYTES_PER_FILE = 16 << 20
+#: Columns stage 3 reads (build_buyers' needs).
+_BUYER_COLUMNS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "category", "price")
 _DEDUP_KEYS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "product_id",
                "category", "brand", "price", "query")
 
@@ -155,8 +157,9 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                                 "to quarantine bad rows with their reasons and go on)")
 
     def clear_parts() -> None:
-        for part in (stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"):
-            part.unlink()
+        for pattern in (f"unit=*/f{file_index:05d}-*.parquet", f"unit=*/f{file_index:05d}-*.arrow"):
+            for part in (stage_dir / "units").glob(pattern):
+                part.unlink()
 
     def stream_file(lf: pl.LazyFrame, info: Any) -> None:
         """Any other file: one streaming Polars pass into bounded staged files per unit."""
@@ -184,23 +187,36 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
             check_strict(lf2)
             sink(lf2)
 
-    # CSV without quotes: byte chunks, each read once and parsed eagerly (bounded memory)
+    # CSV without quotes: byte chunks, each read once and parsed eagerly (bounded memory).
+    # Why each chunk is split here and not read back: good rows go straight to the units as
+    # Arrow IPC (several times cheaper to write and read than Parquet, and only the columns
+    # stage 2 needs), bad rows (usually none) stay in memory for the quarantine.
     chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
+    bad_parts: list[pl.DataFrame] = []
+    codes_seen: dict[int, int] = {}
     if chunks is not None:
         try:
             for part, frame in enumerate(chunks):
                 check_strict(frame)
-                df = frame.with_columns(_k=key).select(
-                    *staged_cols, _unit=(pl.col("_k") % units).cast(pl.UInt32)).collect()
-                for (u,), g in df.partition_by("_unit", as_dict=True).items():
+                df = frame.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS).collect()
+                for c, n in df[CODE].value_counts().iter_rows():
+                    codes_seen[int(c)] = codes_seen.get(int(c), 0) + int(n)
+                if (df[CODE] > 0).any():
+                    bad_parts.append(df.filter(pl.col(CODE) > 0))
+                    df = df.filter(pl.col(CODE) == 0)
+                df = df.select(*CANONICAL_COLUMNS, FILE, LINE, _k=key).with_columns(
+                    _unit=(pl.col("_k") % units).cast(pl.UInt32))
+                for (u,), g in df.partition_by("_unit", as_dict=True,
+                                               include_key=False).items():
                     folder = stage_dir / "units" / f"unit={u}"
                     folder.mkdir(parents=True, exist_ok=True)
-                    g.drop("_unit").write_parquet(folder / f"f{file_index:05d}-{part:05d}.parquet",
-                                                  compression="uncompressed")
+                    g.write_ipc(folder / f"f{file_index:05d}-{part:05d}.arrow",
+                                compression="uncompressed")
         except _NeedsQuotedPass:
             clear_parts()
             chunks = None
+            bad_parts, codes_seen = [], {}
     if chunks is None and not info.empty:
         lf, info = scan_source(Path(path), source, file_index, stage_dir)
         result["file"] = info
@@ -210,16 +226,21 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     elif info.empty:
         return result
     info = result["file"]
-    unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
-    staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
-    codes = (staged.group_by(CODE).len().collect() if staged is not None
-             else pl.DataFrame({CODE: [], "len": []}))
-    by_code = {int(c): int(n) for c, n in codes.iter_rows()}
+    if chunks is not None:
+        by_code = dict(codes_seen)
+        bad_rows = pl.concat(bad_parts).lazy() if bad_parts else None
+    else:
+        unit_files = sorted((stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"))
+        staged = pl.scan_parquet(unit_files, hive_partitioning=False) if unit_files else None
+        codes = (staged.group_by(CODE).len().collect() if staged is not None
+                 else pl.DataFrame({CODE: [], "len": []}))
+        by_code = {int(c): int(n) for c, n in codes.iter_rows()}
+        bad_rows = staged.filter(pl.col(CODE) > 0) if staged is not None else None
     result["good"] = by_code.pop(0, 0)
     qpath = stage_dir / "quarantine" / f"f{file_index:05d}.parquet"
     qpath.parent.mkdir(parents=True, exist_ok=True)
-    if by_code:
-        quarantined = (staged.filter(pl.col(CODE) > 0)
+    if by_code and bad_rows is not None:
+        quarantined = (bad_rows
                        .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
                                reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
                                detail=detail_expr())
@@ -257,28 +278,58 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     """Sort, deduplicate and sessionize one unit; write its events by merchant."""
     import polars as pl
 
-    files = sorted((Path(stage) / "units").glob(f"unit={unit}/*.parquet"))
+    folder = Path(stage) / "units" / f"unit={unit}"
+    pq_files = sorted(folder.glob("*.parquet"))  # streamed sources: all rows, with codes
+    ipc_files = sorted(folder.glob("*.arrow"))  # CSV chunks: good rows only
     counts = {"unit": unit, "rows_in": 0, "duplicates": 0, "out_of_order": 0,
               "sessionized_rows": 0, "purchases_without_view_or_cart": 0, "rows_out": 0,
               "merchants": {}}
-    if not files:
+    if not pq_files and not ipc_files:
         return counts
-    # Why sort by a 64-bit key of (merchant, buyer) and not the strings: numeric sort keys
-    # are several times cheaper, and a buyer's events only need to be contiguous and in
-    # time order. Two buyers with one key (~1e-6 at 10M buyers) fall back to the strings.
+    cols = [*CANONICAL_COLUMNS, FILE, LINE, "_k"]
+    scans = []
+    if pq_files:
+        scans.append(pl.scan_parquet(pq_files, hive_partitioning=False)
+                     .filter(pl.col(CODE) == 0).select(cols))
+    if ipc_files:
+        scans.append(pl.scan_ipc(ipc_files).select(cols))
+    staged = scans[0] if len(scans) == 1 else pl.concat(scans)
+    df = staged.collect()
+    if df.height == 0:
+        return counts
+    # Why one 64-bit key of (merchant rank, buyer hash) and one stable sort by (key, ts):
+    # numeric keys sort several times faster than strings, the merchant rank in the top
+    # bits makes each merchant one contiguous slice (no second gather to split the output
+    # by merchant), and a stable sort keeps ties in source order (the staged files are
+    # read in (file, line) order). Two buyers of a merchant sharing a key (rare) are caught
+    # below and the unit falls back to a sort by the strings.
     m, b = pl.col("merchant_id"), pl.col("buyer_id")
-    # _k: the 64-bit key of (merchant, buyer) computed in stage 1; _o: source order
-    df = (pl.scan_parquet(files, hive_partitioning=False).filter(pl.col(CODE) == 0)
-          .select(*CANONICAL_COLUMNS, FILE, LINE, "_k",
-                  _o=pl.col(FILE).cast(pl.Int64) * (1 << 40) + pl.col(LINE))
-          .sort(["_k", "ts", "_o"]).collect())
-    clash = df.select(((pl.col("_k") == pl.col("_k").shift(1))
-                       & ((m != m.shift(1)) | (b != b.shift(1)))).any()).item()
+    merchants = sorted(df["merchant_id"].unique().to_list())
+    bits = max(1, (len(merchants) - 1).bit_length())
+    rank = pl.Series(range(len(merchants)), dtype=pl.UInt64)
+    top = pl.lit(1 << (64 - bits), pl.UInt64)  # rank * top < 2**64: no overflow
+    key = (m.replace_strict(merchants, rank, return_dtype=pl.UInt64) * top
+           + pl.col("_k") // pl.lit(1 << bits, pl.UInt64))
+    by = ["_key", "ts"]
+    if pq_files and ipc_files:  # streamed and chunked files: source order is not scan order
+        by.append("_o")
+    # eager, on one chunk: the lazy engine's sort of a many-chunk frame costs several
+    # times more (measured), and the sort's gather is the biggest cost of this stage
+    df = (df.rechunk().with_columns(_key=key, _o=pl.col(FILE).cast(pl.Int64) * (1 << 40)
+                                    + pl.col(LINE))
+          .sort(by, maintain_order=True))
+    same_key = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
+    clash = df.select((same_key & (b != b.shift(1))).any()).item()
     if clash:
-        df = df.sort(["merchant_id", "buyer_id", "ts", FILE, LINE])
-    df = df.drop("_k", "_o")
+        df = df.sort(["_key", "buyer_id", "ts", "_o"], maintain_order=True)
+        new_buyer = ((pl.col("_key") != pl.col("_key").shift(1)) | (b != b.shift(1))
+                     ).fill_null(True)
+    else:
+        new_buyer = ~same_key
+    # one pass of comparisons: every later per-buyer step reads this flag
+    df = df.with_columns(_new=new_buyer).drop("_k", "_o")
     counts["rows_in"] = df.height
-    same_buyer = ((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
+    same_buyer = ~pl.col("_new")
     # out of order: in time order, an event that comes from an earlier line of the same file
     counts["out_of_order"] = int(df.select(
         (same_buyer & (pl.col(FILE) == pl.col(FILE).shift(1))
@@ -291,34 +342,49 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         if cand.height:
             dup = cand.filter(~pl.struct(list(_DEDUP_KEYS)).is_first_distinct())["_i"]
             if dup.len():
+                # a duplicate is never a buyer's first row (its first copy comes before it)
                 df = (df.with_row_index("_i").filter(~pl.col("_i").is_in(dup.implode()))
                       .drop("_i"))
             counts["duplicates"] = dup.len()
     missing = df["session_id"].is_null()
     n_missing = int(missing.sum())
     if n_missing:
-        sub = df.filter(missing).select("merchant_id", "buyer_id", "ts")
+        # sessions by the inactivity gap among a buyer's rows that lack a session id
         gap_us = int(gap_minutes * 60 * 1e6)
-        new_b = ~((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
-        start = new_b | ((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
-                         > gap_us).fill_null(True)
-        cs = start.cast(pl.Int64).cum_sum()
-        k = cs - pl.when(new_b).then(cs).otherwise(None).forward_fill() + 1
-        ids = sub.select(pl.format("{}:{}", b, k).alias("s"))["s"]
-        df = df.with_columns(df["session_id"].scatter(missing.arg_true(), ids))
+
+        def session_ids(new_b: pl.Expr) -> pl.Expr:
+            start = new_b | ((pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
+                             > gap_us).fill_null(True)
+            cs = start.cast(pl.Int64).cum_sum()
+            k = cs - pl.when(new_b).then(cs).otherwise(None).forward_fill() + 1
+            return pl.format("{}:{}", b, k)
+
+        if n_missing == df.height:  # a log without session ids (Taobao): all rows at once
+            df = df.with_columns(session_id=session_ids(pl.col("_new")))
+        else:
+            sub = df.filter(missing).select("_key", "buyer_id", "ts")
+            nb = ((pl.col("_key") != pl.col("_key").shift(1)) | (b != b.shift(1))
+                  ).fill_null(True)
+            ids = sub.select(session_ids(nb).alias("s"))["s"]
+            df = df.with_columns(df["session_id"].scatter(missing.arg_true(), ids))
         counts["sessionized_rows"] = n_missing
+    new_b = pl.col("_new")
     flag = pl.col("event").is_in(["product_view", "add_to_cart"]).cast(pl.Int64)
-    new_b = ~((m == m.shift(1)) & (b == b.shift(1))).fill_null(False)
     cs = flag.cum_sum()
     prior = cs - flag - pl.when(new_b).then(cs - flag).otherwise(None).forward_fill()
     counts["purchases_without_view_or_cart"] = int(df.select(
         ((pl.col("event") == "purchase") & (prior == 0)).sum()).item())
-    df = df.select(CANONICAL_COLUMNS)
     counts["rows_out"] = df.height
-    if df.height:
-        counts["ts_min"], counts["ts_max"] = df["ts"].min(), df["ts"].max()
-    for (merchant,), part in df.partition_by("merchant_id", as_dict=True,
-                                             maintain_order=True).items():
+    counts["ts_min"], counts["ts_max"] = df["ts"].min(), df["ts"].max()
+    # rows are in merchant order: each merchant is a zero-copy slice
+    sizes = (df.select((pl.col("_key") // top).alias("_m"))
+             .group_by("_m").len().sort("_m"))
+    df = df.select(CANONICAL_COLUMNS)
+    offset = 0
+    for r, n in sizes.iter_rows():
+        merchant = merchants[r]
+        part = df.slice(offset, n)
+        offset += n
         folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
         folder.mkdir(parents=True, exist_ok=True)
         part.write_parquet(folder / f"part-{unit:05d}.parquet", compression="lz4",
@@ -336,20 +402,22 @@ def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: in
 
     from simpersona_env.buyers.represent import _build
 
-    # the unit's files in merchant order: each is in (buyer, ts) order (stage 2), so the
-    # concatenation is grouped by (merchant, buyer) and build_buyers can skip its sort
+    # the unit's files in merchant order: each is grouped by buyer in time order (stage 2),
+    # so the concatenation is grouped by (merchant, buyer) and build_buyers can skip its
+    # sort. Why Parquet and not a staged Arrow IPC copy: Polars reads these Parquet files
+    # about twice as fast as IPC, and they are written anyway (measured).
     files = sorted((Path(out) / "events").glob(f"merchant_id=*/part-{unit:05d}.parquet"),
                    key=lambda f: urllib.parse.unquote(f.parent.name.split("=", 1)[1]))
     if not files:
         return {"unit": unit, "buyers": 0}
-    events = pl.scan_parquet(files, hive_partitioning=False)
+    events = pl.read_parquet(files, hive_partitioning=False, columns=list(_BUYER_COLUMNS))
     context = pl.read_parquet(context_path)
     buyers, funnel = _build(events, max_len=max_len, heldout_fraction=heldout_fraction,
                             seed=seed, context=context, assume_sorted=True, with_funnel=True)
     folder = Path(stage) / "buyers"
     folder.mkdir(parents=True, exist_ok=True)
-    buyers.write_parquet(folder / f"part-{unit:05d}.parquet", compression="lz4")
-    funnel.write_parquet(folder / f"funnel-{unit:05d}.parquet", compression="lz4")
+    buyers.write_ipc(folder / f"part-{unit:05d}.arrow", compression="uncompressed")
+    funnel.write_ipc(folder / f"funnel-{unit:05d}.arrow", compression="uncompressed")
     return {"unit": unit, "buyers": buyers.height}
 
 
@@ -543,9 +611,9 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
                          "buyers", progress)
             # streamed from the unit parts: rows grouped by unit, each part in (merchant,
             # buyer) order; the whole table is never in memory
-            parts = sorted((stage / "buyers").glob("part-*.parquet"))
+            parts = sorted((stage / "buyers").glob("part-*.arrow"))
             if parts:
-                table = pl.scan_parquet(parts)
+                table = pl.scan_ipc(parts)
             else:
                 from simpersona_env.buyers.represent import build_buyers
 
@@ -556,8 +624,9 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
                                 "heldout_fraction": heldout_fraction})
             timings["buyers_s"] = time.perf_counter() - t
             t = time.perf_counter()
-            funnel_parts = sorted((stage / "buyers").glob("funnel-*.parquet"))
-            funnel = pl.read_parquet(funnel_parts) if funnel_parts else None
+            funnel_parts = sorted((stage / "buyers").glob("funnel-*.arrow"))
+            funnel = (pl.concat([pl.read_ipc(f) for f in funnel_parts]) if funnel_parts
+                      else None)
             stats = merchant_stats(funnel, bootstrap=bootstrap, confidence=confidence,
                                    seed=seed, merchant_heldout_fraction=merchant_heldout_fraction)
             (out / "merchants.json").write_text(json.dumps(stats, indent=2) + "\n")
