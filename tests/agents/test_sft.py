@@ -100,3 +100,31 @@ def test_quality_metrics(trained_agent, episodes):
     assert js[0][1] > 0.5 and js[0][1] == pytest.approx(js[1][0])  # the token changes the choice
     blind = LLMPolicy(trained_agent["dir"], n_personas=3, persona_mode="none")
     assert max(max(row) for row in persona_swap_divergence(blind, held, 3, max_steps=4)) < 1e-9
+
+
+def test_agent_train_from_any_local_causal_lm(tmp_path, episodes):
+    """agent.model=<folder>: a plain Hugging Face model (untied head, no persona tokens) is
+    fine-tuned by the same command; the persona tokens are added and trained."""
+    from agents.model import AgentModelConfig, build_llama, load_agent
+    from agents.tokenizer import train_tokenizer
+    from agents.traces import write_episodes
+    from simpersona_env.cli import main
+
+    base_dir = tmp_path / "base"
+    tok = train_tokenizer(["click[product-mug-red] stop url: page:"] * 20, n_personas=1,
+                          vocab_size=300)
+    base = build_llama(AgentModelConfig(hidden_size=16, num_layers=1, num_heads=2,
+                                        intermediate_size=32, tie_embeddings=False), tok)
+    base.save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    traces = tmp_path / "t.jsonl"
+    write_episodes(episodes[:12], traces)
+    out = tmp_path / "agent"
+    assert main(["agent", "train", f"traces={traces}", f"out={out}", "agent=pretrained",
+                 f"agent.model={base_dir}", "sft.max_steps=3", "quality_steps=0"]) == 0
+    tok2, model, meta = load_agent(out, n_personas=3, device="cpu")
+    assert meta.base_model == str(base_dir)
+    assert model.get_output_embeddings().weight.shape[0] == len(tok2) > len(tok)
+    start = base.get_input_embeddings().weight.detach().mean(0)  # its mean-of-rows init
+    row = model.get_input_embeddings().weight.detach()[tok2.convert_tokens_to_ids("<persona_2>")]
+    assert not torch.allclose(row, start)  # trained away from the init
