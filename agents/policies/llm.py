@@ -197,10 +197,12 @@ class LLMPolicy:
 
         cand_ids = [[self._candidate_ids(c) for c in cs] for cs in candidates]
         out: list[list[float]] = [[0.0] * len(cs) for cs in candidates]
+        # pages of similar length share a pass: less padding
+        order = sorted(range(len(prompts)),
+                       key=lambda b: len(prompts[b]) + sum(map(len, cand_ids[b])))
         with torch.inference_mode():
-            for start in range(0, len(prompts), self.max_prompts):
-                group = list(range(start, min(len(prompts), start + self.max_prompts)))
-                self._score_group(group, prompts, cand_ids, out)
+            for start in range(0, len(order), self.max_prompts):
+                self._score_group(order[start:start + self.max_prompts], prompts, cand_ids, out)
         return out
 
     def _score_group(self, group: list[int], prompts: Sequence[Sequence[int]],
