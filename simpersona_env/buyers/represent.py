@@ -153,7 +153,7 @@ def _build(events: pl.DataFrame | pl.LazyFrame, *, max_len: int, heldout_fractio
         raise ConfigError(f"max_len={max_len!r} must be >= 1 (events kept per buyer)")
     import numpy as np
 
-    df = _as_lazy(events).select(_NEEDED).collect()
+    df = _as_lazy(events).select(_NEEDED).collect().rechunk()
     # Why one sort and integer group ids instead of group_by(merchant, buyer) or `.over()`:
     # once rows are in (merchant, buyer, ts) order, "previous event of the same buyer" is a
     # plain shift and every per-buyer aggregate is a sorted group-by on an integer, which is

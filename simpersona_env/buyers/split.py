@@ -108,8 +108,16 @@ def buyer_split(merchant_ids: pl.Series, buyer_ids: pl.Series, *, heldout_fracti
     _check_fraction(heldout_fraction, "heldout_fraction")
     keys = (merchant_ids.cast(pl.String).fill_null("") + _SEP
             + buyer_ids.cast(pl.String).fill_null(""))
-    u = unit_hash(keys, seed)
-    return pl.Series("split", np.where(u < heldout_fraction, HELDOUT, TRAIN), dtype=pl.String)
+    return _labels("split", unit_hash(keys, seed) < heldout_fraction)
+
+
+def _labels(name: str, heldout: np.ndarray) -> pl.Series:
+    """HELDOUT where ``heldout`` else TRAIN (built by Polars: ~10x cheaper than a numpy
+    array of Python strings at a million buyers)."""
+    import polars as pl
+
+    return pl.select(pl.when(pl.Series(heldout, dtype=pl.Boolean)).then(pl.lit(HELDOUT))
+                     .otherwise(pl.lit(TRAIN)).alias(name)).to_series()
 
 
 def merchant_split(merchant_ids: pl.Series, *, heldout_fraction: float = 0.0,
@@ -125,8 +133,7 @@ def merchant_split(merchant_ids: pl.Series, *, heldout_fraction: float = 0.0,
 
     _check_fraction(heldout_fraction, "merchant_heldout_fraction")
     u = unit_hash(merchant_ids.cast(pl.String), seed ^ 0x5EED)
-    return pl.Series("merchant_split", np.where(u < heldout_fraction, HELDOUT, TRAIN),
-                     dtype=pl.String)
+    return _labels("merchant_split", u < heldout_fraction)
 
 
 def assign_splits(buyers: pl.DataFrame, *, heldout_fraction: float = 0.5,
