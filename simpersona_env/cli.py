@@ -76,10 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if "--help" in rest or "-h" in rest:
-            from omegaconf import OmegaConf
+            from simpersona_env.config import describe
 
             print((fn.__doc__ or "").strip(), "\n")
-            print(OmegaConf.to_yaml(compose(root, [a for a in rest if a not in {"--help", "-h"}])))
+            print(f"settings (override as key=value; configs/{root}.yaml):")
+            print("\n".join("  " + line for line in
+                            describe(compose(root, [a for a in rest if a not in {"--help", "-h"}]))))
             return 0
         cfg = compose(root, rest)
         code = fn(cfg)

@@ -13,6 +13,7 @@ console script hosts many subcommands); config errors come back as
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from simpersona_env.errors import ConfigError
 
-__all__ = ["CONFIG_DIR", "compose", "field", "register", "to_object", "help_of"]
+__all__ = ["CONFIG_DIR", "compose", "describe", "field", "register", "to_object", "help_of"]
 
 T = TypeVar("T")
 
@@ -110,3 +111,38 @@ def help_of(cls: type) -> list[tuple[str, str, str]]:
             default = "???"
         rows.append((f.name, default, f.metadata.get("help", "")))
     return rows
+
+
+def describe(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """``key = value  # help`` lines for a composed config, dotted keys, help from the dataclasses.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     port: int = field(8000, help="TCP port")
+        >>> describe(OmegaConf.structured(C))
+        ['port = 8000  # TCP port']
+    """
+    helps: dict[str, str] = {}
+    kind = OmegaConf.get_type(cfg)
+    if kind is not None and dataclasses.is_dataclass(kind):
+        helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(kind)}
+    lines = []
+    for key in cfg:
+        node = cfg._get_node(key)
+        name = f"{prefix}{key}"
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            sub = describe(node, name + ".")
+            if helps.get(key):
+                lines.append(f"{name}:  # {helps[key]}")
+            lines.extend(sub)
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            value = "???"
+        else:
+            raw = OmegaConf.to_container(cfg, resolve=False)[key]  # interpolations stay as typed
+            value = raw if isinstance(raw, str) else json.dumps(raw)
+        help_text = helps.get(key, "")
+        lines.append(f"{name} = {value}" + (f"  # {help_text}" if help_text else ""))
+    return lines

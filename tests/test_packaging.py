@@ -49,3 +49,16 @@ def test_cli_unknown_command_suggests():
     out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "shp"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "did you mean 'shop'" in out.stderr
+
+
+def test_cli_help_shows_each_setting_with_its_help():
+    out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "shop", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "port = 8000  # TCP port" in out.stdout
+
+
+def test_cli_bad_key_names_it():
+    out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "shop", "prot=9"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "prot" in out.stderr
