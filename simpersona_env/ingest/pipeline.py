@@ -313,11 +313,17 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     by = ["_key", "ts"]
     if pq_files and ipc_files:  # streamed and chunked files: source order is not scan order
         by.append("_o")
-    # eager, on one chunk: the lazy engine's sort of a many-chunk frame costs several
-    # times more (measured), and the sort's gather is the biggest cost of this stage
-    df = (df.rechunk().with_columns(_key=key, _o=pl.col(FILE).cast(pl.Int64) * (1 << 40)
-                                    + pl.col(LINE))
-          .sort(by, maintain_order=True))
+    df = df.with_columns(_key=key, _o=pl.col(FILE).cast(pl.Int64) * (1 << 40) + pl.col(LINE))
+    order = df.select(pl.arg_sort_by(by, maintain_order=True)).to_series()
+    # Why a gather column by column, each source column dropped as soon as it is sorted:
+    # the unit is in memory once plus one column, not twice as with a frame sort; each
+    # column is made one chunk first (a gather from many chunks costs several times more)
+    columns = []
+    for name in df.columns:
+        columns.append(df.get_column(name).rechunk().gather(order))
+        df = df.drop(name)
+    df = pl.DataFrame(columns)
+    del columns, order
     same_key = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
     clash = df.select((same_key & (b != b.shift(1))).any()).item()
     if clash:
@@ -394,6 +400,26 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
 
 
 # ----------------------------------------------------------------------------- stage 3
+
+def _merchant_context(out: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
+    """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output, one
+    merchant at a time (its own folder, two columns), so that memory is bounded by the
+    largest merchant rather than the log."""
+    import polars as pl
+
+    from simpersona_env.buyers.represent import merchant_context
+
+    merchants = sorted({m for r in s2 for m in r["merchants"]})
+    parts = []
+    for m in merchants:
+        files = sorted((out / "events" / f"merchant_id={_quote(m)}").glob("*.parquet"))
+        events = (pl.scan_parquet(files, hive_partitioning=False).select("price", "ts")
+                  .with_columns(merchant_id=pl.lit(m, pl.String)))
+        parts.append(merchant_context(events).collect())
+    if not parts:
+        return merchant_context(read_events(out)).collect()
+    return pl.concat(parts)
+
 
 def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: int,
                  heldout_fraction: float, seed: int) -> dict[str, Any]:
@@ -575,7 +601,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
     """
     import polars as pl
 
-    from simpersona_env.buyers.represent import merchant_context, write_buyers
+    from simpersona_env.buyers.represent import write_buyers
     from simpersona_env.buyers.stats import merchant_stats
 
     t0 = time.perf_counter()
@@ -605,7 +631,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         if buyers:
             t = time.perf_counter()
             ctx_path = stage / "context.parquet"
-            merchant_context(read_events(out)).collect().write_parquet(ctx_path)
+            _merchant_context(out, s2).write_parquet(ctx_path)
             s3 = run.map(_stage3_unit, [(u, str(stage), str(out), str(ctx_path), max_len,
                                          heldout_fraction, seed) for u in range(n_units)],
                          "buyers", progress)
