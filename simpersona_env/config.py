@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from simpersona_env.errors import ConfigError
+from simpersona_env.errors import ConfigError, did_you_mean
 
 __all__ = ["CONFIG_DIR", "compose", "describe", "field", "register", "to_object", "help_of"]
 
@@ -76,9 +77,14 @@ def compose(root: str, overrides: Sequence[str] = (), config_dir: Path | None = 
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             cfg = hydra_compose(config_name=root, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"bad config for '{root}': {exc}\n"
+        message = str(exc)
+        bad = re.search(r"Could not override '([^']+)'", message)
+        if bad and overrides:  # hydra's "use +key" advice is wrong for structured configs
+            known = _dotted_keys(compose(root, (), config_dir))
+            message = f"no setting {bad.group(1)!r}{did_you_mean(bad.group(1), known)}"
+        raise ConfigError(f"bad config for '{root}': {message}\n"
                           f"(run `simpersona {root.replace('_', ' ')} --help` to list the keys; "
-                          "prefix a new key with '+' only if you mean to add it)") from exc
+                          "a config group takes one of the choices listed above)") from exc
     finally:
         GlobalHydra.instance().clear()
     return cfg
@@ -146,3 +152,13 @@ def describe(cfg: DictConfig, prefix: str = "") -> list[str]:
         help_text = helps.get(key, "")
         lines.append(f"{name} = {value}" + (f"  # {help_text}" if help_text else ""))
     return lines
+
+
+def _dotted_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in cfg:
+        node = cfg._get_node(key)
+        keys.append(f"{prefix}{key}")
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            keys += _dotted_keys(node, f"{prefix}{key}.")
+    return keys

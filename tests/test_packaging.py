@@ -61,4 +61,4 @@ def test_cli_help_shows_each_setting_with_its_help():
 def test_cli_bad_key_names_it():
     out = subprocess.run([str(REPO / ".venv/bin/simpersona"), "shop", "prot=9"],
                          capture_output=True, text=True)
-    assert out.returncode == 2 and "prot" in out.stderr
+    assert out.returncode == 2 and "did you mean 'port'" in out.stderr
