@@ -248,3 +248,38 @@ def test_evaluate_commands_on_generated_data(tmp_path):
                  "progress=false", "bootstrap=20"]) == 0
     assert (goal_out / "goal_success.png").exists() and (goal_out / "report.md").exists()
     assert main(["evaluate", "real=/nonexistent/ingest", f"out_dir={out}"]) == 2
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_evaluate_population_on_rees46(tmp_path):
+    """The real REES46 sample: ingest, a tiny VQ-VAE on the training merchants, the rule-based
+    typed buyer on the held-out ones, measured like the real log (product events only)."""
+    from simpersona_env.evaluation.population import evaluate_population, pick_heldout_merchants
+    from simpersona_env.ingest import builtin_mapping, ingest
+    from simpersona_env.personas.data import load_buyers
+    from simpersona_env.personas.model import PersonaVQVAEConfig
+    from simpersona_env.personas.train import TrainConfig, train_personas
+    from storefront_mock.canonical import default_data_dir
+
+    if not (default_data_dir() / "rees46").is_dir():
+        pytest.skip(f"REES46 sample absent from {default_data_dir()} (set SIMPERSONA_DATA_DIR)")
+    out = ingest(builtin_mapping("rees46"), tmp_path / "ingest", bootstrap=50).out_dir
+    buyers = load_buyers(str(out))
+    held = pick_heldout_merchants(sorted(buyers["merchant_id"].unique()), fraction=0.5)
+    train = buyers.filter(~pl.col("merchant_id").is_in(held) & (pl.col("split") == "train"))
+    typer = train_personas(train, PersonaVQVAEConfig(**TINY),
+                           TrainConfig(epochs_pretrain=1, epochs=2, progress=False))
+    res = evaluate_population(out, typer, {"rule_based": RULE_BASED}, out_dir=tmp_path / "ev",
+                              buyers=buyers, merchants=held, n_buyers=40, min_buyers=10,
+                              bootstrap=50, ab=False, progress=False)
+    proto = res["protocol"]
+    assert proto["observed_event_types"] == ["add_to_cart", "product_view", "purchase"]
+    assert proto["stages"] == ["product_view", "add_to_cart", "purchase"]
+    assert "electronics" in proto["heldout_merchants"]
+    assert not set(proto["heldout_merchants"]) & set(proto["training_merchants"])
+    p = res["policies"]["rule_based"]
+    # every measured simulated buyer viewed a product, as every real buyer did
+    assert p["funnel"]["product_view"]["alignment"]["value"] == 1.0
+    real_cr = res["merchants"]["electronics"]["real"]["conversion_rate"]["value"]
+    assert 0.02 < real_cr < 0.12  # about 6% in the sample's README
