@@ -59,9 +59,11 @@ class PersonaVQVAEConfig:
         1.0, help="a code whose EMA usage falls below this many buyers per batch is re-seeded "
                   "from the batch (dead-code replacement)")
     kmeans_iters: int = field(25, help="k-means iterations of the codebook initialisation")
+    kmeans_restarts: int = field(10, help="k-means runs of the codebook initialisation; the one "
+                                          "with the lowest inertia seeds the codebook")
     diversity_weight: float = field(
         0.0, help="weight of vector-quantize-pytorch's codebook diversity loss (spreads usage)")
-    w_features: float = field(1.0, help="weight of the aggregate-feature reconstruction loss")
+    w_features: float = field(3.0, help="weight of the aggregate-feature reconstruction loss")
     w_sequence: float = field(0.5, help="weight of the event-sequence reconstruction loss")
     w_outcomes: float = field(2.0, help="weight of the behaviour-aware funnel-outcome heads")
 
@@ -214,10 +216,23 @@ class PersonaVQVAE(nn.Module):
     def init_codebook(self, latents: Tensor) -> None:
         """k-means-initialise the codebook on ``latents`` (N, D), e.g. all pre-trained latents.
 
-        Why on all buyers at once rather than the first batch (the library's default): one
-        batch of a skewed population seeds most codes on bouncers.
+        Runs the library's own k-means ``kmeans_restarts`` times and keeps the lowest inertia,
+        then fills the codebook buffers exactly as ``Codebook.init_embed_`` does. Why not the
+        library's lazy init on the first batch: one batch of a skewed population seeds most
+        codes on bouncers, and one random start of Lloyd's iterations is a lottery.
         """
-        was_training = self.vq.training
-        self.vq.eval()  # eval: run the k-means init without an EMA step
-        self.vq(latents)
-        self.vq.train(was_training)
+        from vector_quantize_pytorch.vector_quantize_pytorch import kmeans
+
+        cb = self.vq._codebook
+        data = latents.float().unsqueeze(0)  # (N, D) -> (1, N, D): one codebook
+        best = None
+        for _ in range(max(1, self.cfg.kmeans_restarts)):
+            means, bins = kmeans(data, self.cfg.k, self.cfg.kmeans_iters)  # (1, K, D), (1, K)
+            inertia = float(torch.cdist(data[0], means[0]).amin(-1).pow(2).sum())  # (N, K) -> N
+            if best is None or inertia < best[0]:
+                best = (inertia, means, bins)
+        _, means, bins = best
+        cb.embed_avg.copy_(means * bins.unsqueeze(-1))  # (1, K, D)
+        cb.cluster_size.copy_(bins)  # (1, K)
+        cb.update_ema()
+        cb.initted.fill_(True)
