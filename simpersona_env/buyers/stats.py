@@ -76,6 +76,9 @@ def _share(k: int, n: int, rng: np.random.Generator, b: int, confidence: float
     return {"value": p, "ci": _interval(boot, confidence), "count": int(k)}
 
 
+_DRAWS_PER_BLOCK = 1 << 20
+
+
 def _aov(values: np.ndarray, counts: np.ndarray, n: int, rng: np.random.Generator, b: int,
          confidence: float) -> dict[str, Any]:
     """Average order value and its interval; only purchasers enter the resample."""
@@ -85,10 +88,21 @@ def _aov(values: np.ndarray, counts: np.ndarray, n: int, rng: np.random.Generato
         return {"value": value, "ci": [float("nan")] * 2, "priced_purchases": 0}
     # k_i purchasers in resample i, then k_i draws among them, all at once
     k = rng.binomial(n, len(values) / n, size=b)
-    pick = rng.integers(0, len(values), size=int(k.sum()))
-    seg = np.repeat(np.arange(b), k)
-    num = np.bincount(seg, weights=values[pick], minlength=b)
-    den = np.bincount(seg, weights=counts[pick], minlength=b)
+    num, den = np.zeros(b), np.zeros(b)
+    # Why blocks of resamples (~1M draws each): all draws at once take b x purchasers x 24
+    # bytes (GBs for a large merchant at b=1000); consecutive draws from one generator
+    # give the same numbers as one big draw, so the result is the same
+    ends = np.cumsum(k)
+    start = 0
+    while start < b:
+        base = int(ends[start - 1]) if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + _DRAWS_PER_BLOCK, side="right")))
+        kk = k[start:stop]
+        pick = rng.integers(0, len(values), size=int(kk.sum()))
+        seg = np.repeat(np.arange(stop - start), kk)
+        num[start:stop] = np.bincount(seg, weights=values[pick], minlength=stop - start)
+        den[start:stop] = np.bincount(seg, weights=counts[pick], minlength=stop - start)
+        start = stop
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
     return {"value": value, "ci": _interval(boot, confidence), "priced_purchases": int(total)}
