@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 "a time shift (bench/resample.py), two files in their own formats",
         "events": info["events"], "data_mib": info["bytes"] / 2**20, "cpus": os.cpu_count(),
         "note": "other processes share these cores; compare the ratios, measured in one run",
+        "load_average_start": list(os.getloadavg()),
     }
     for kind in ("floor", "convert", "simpersona"):
         print(f"running {kind} on {info['events']:,} events ...", flush=True)
@@ -323,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         r["events_per_s"] = r["rows"] / r.get("core_seconds", r["seconds"])
         result[key] = r
         print(json.dumps(r), flush=True)
+    result["load_average_end"] = list(os.getloadavg())
     result["sample_events"] = result["pandas"]["rows"]
     s, f = result["simpersona"], result["floor"]
     result["ratios"] = {
