@@ -51,7 +51,7 @@ class TrainConfig:
     epochs: int = field(20, help="epochs with quantization")
     batch_size: int = field(256, help="buyers per optimisation step")
     lr: float = field(1e-3, help="AdamW learning rate")
-    vq_lr_scale: float = field(0.3, help="learning-rate factor after the codebook init (a gentler "
+    vq_lr_scale: float = field(0.1, help="learning-rate factor after the codebook init (a gentler "
                                          "phase keeps the pre-trained structure the codes sit on)")
     weight_decay: float = field(1e-4, help="AdamW weight decay")
     min_buyers_per_type: int = field(8, help="refuse to train with fewer training buyers per type")
