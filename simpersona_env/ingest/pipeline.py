@@ -4,13 +4,18 @@ Three stages, each a pure function of files on disk so that the local and the Ra
 run the very same code and write the very same bytes:
 
 1. per input file (CSV in byte chunks, anything else as one streaming Polars scan): parse,
-   validate, cast; rows are staged in ``units`` (by hash of merchant and buyer, so a unit
-   holds whole buyers), bad rows go to the quarantine with their line numbers;
-2. per unit (in memory, bounded by the unit size): sort, count out-of-order rows,
-   deduplicate, sessionize rows without a session id by the inactivity gap, write
-   ``events/merchant_id=<m>/part-<unit>.parquet``;
+   validate, cast; good rows are staged in ``units`` (by hash of merchant and buyer, so a
+   unit holds whole buyers; Arrow IPC for CSV chunks), bad rows go to the quarantine with
+   their line numbers;
+2. per unit (in memory once, bounded by the unit size): one stable sort by a 64-bit
+   (merchant rank, buyer hash) key and time, count out-of-order rows, deduplicate,
+   sessionize rows without a session id by the inactivity gap, write
+   ``events/merchant_id=<m>/part-<unit>.parquet`` (each merchant a slice of the unit);
 3. per unit: buyer representations (with each merchant's price edges and log end computed
-   once over the whole log) and per-buyer funnel flags for the merchant statistics.
+   once over the whole log, one merchant at a time) and per-buyer funnel flags for the
+   merchant statistics.
+
+Speed and memory are measured by ``bench/bench_ingest.py`` (docs/mapping.md).
 
 Output folder::
 
