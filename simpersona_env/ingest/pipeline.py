@@ -196,8 +196,9 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
 
     # CSV without quotes: byte chunks, each read once and parsed eagerly (bounded memory).
     # Why each chunk is split here and not read back: good rows go straight to the units as
-    # Arrow IPC (several times cheaper to write and read than Parquet, and only the columns
-    # stage 2 needs), bad rows (usually none) stay in memory for the quarantine.
+    # Arrow IPC with only the columns stage 2 needs (IPC: a third of Parquet's write cost,
+    # twice its read cost, ~30% less in all; measured), and bad rows (usually none) stay in
+    # memory for the quarantine with their counts.
     chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
     bad_parts: list[pl.DataFrame] = []
