@@ -25,7 +25,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     # agents/ is referenced by name only: the library never imports it (ARCHITECTURE.md).
     ("agent", "train"): ("agents.commands:train", "agent_train"),
     ("traces",): ("agents.commands_traces:traces", "traces"),
-    ("demo",): ("simpersona_env.commands.demo:run", "demo"),
+    ("episode",): ("simpersona_env.commands.episode:run", "episode"),
+    # the main job end to end; it drives the agents, so it lives there
+    ("demo",): ("agents.demo:run", "demo"),
     ("simulate",): ("simpersona_env.commands.simulate:run", "simulate"),
     ("evaluate",): ("simpersona_env.commands.evaluate:run", "evaluate"),
     ("evaluate", "goal"): ("simpersona_env.commands.evaluate:goal", "evaluate_goal"),

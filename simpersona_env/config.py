@@ -79,7 +79,10 @@ def compose(root: str, overrides: Sequence[str] = (), config_dir: Path | None = 
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc)
         bad = re.search(r"Could not override '([^']+)'", message)
-        if bad and overrides:  # hydra's "use +key" advice is wrong for structured configs
+        if bad and "defaults list" in message:
+            message = (f"{bad.group(1)!r} is a config group elsewhere in configs/, not a "
+                       f"setting of '{root}'; check the key's spelling")
+        elif bad and overrides:  # hydra's "use +key" advice is wrong for structured configs
             known = _dotted_keys(compose(root, (), config_dir))
             message = f"no setting {bad.group(1)!r}{did_you_mean(bad.group(1), known)}"
         raise ConfigError(f"bad config for '{root}': {message}\n"

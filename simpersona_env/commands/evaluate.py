@@ -5,7 +5,7 @@ Examples::
 
     simpersona evaluate real=runs/ingest/rees46                 # rule-based typed buyer, random
     simpersona evaluate real=synthetic n_buyers=100             # no real data: generated traffic
-    simpersona evaluate real=runs/ingest/rees46 eval=agents agent=runs/agent \\
+    simpersona evaluate real=runs/ingest/rees46 eval=agents persona_agent=runs/agent \\
         baseline_agent=runs/agent-nopersona checkpoint=runs/personas/model
     simpersona evaluate goal                                    # oracle and random on 3 catalogs
     simpersona evaluate goal +policies.agent._target_=agents.policies.llm.LLMPolicy \\
@@ -71,7 +71,7 @@ class EvaluateConfig:
     policies: dict[str, Any] = field({}, help="name -> policy spec; set by the eval= group "
                                      "(baselines, agents); profiles: auto = type profiles of "
                                      "the training buyers; _personas: false = no-persona")
-    agent: str = field("", help="persona-token agent checkpoint (eval=agents)")
+    persona_agent: str = field("", help="persona-token agent checkpoint (eval=agents)")
     baseline_agent: str = field("", help="no-persona agent checkpoint (eval=agents)")
     prompt_agent: str = field("", help="prompt-persona agent checkpoint (eval=agents)")
     merchants: list[str] = field([], help="held-out merchants (default: by "

@@ -1,4 +1,4 @@
-"""The env's commands run end to end: play (actions piped on stdin), demo, bench env."""
+"""The env's commands run end to end: play (actions piped on stdin), episode, bench env."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import simpersona_env.commands.bench_env
-import simpersona_env.commands.demo
+import simpersona_env.commands.episode
 import simpersona_env.commands.play  # noqa: F401
 from simpersona_env.config import compose
 from simpersona_env.env.settings import env_kwargs
@@ -26,7 +26,7 @@ def test_configs_compose_into_env_kwargs():
         "store": "builtin", "backend": "http", "task": "goal", "browser_path": "",
         "action_timeout_s": 5.0, "navigation_timeout_s": 30.0, "data_dir": "",
         "catalog_seed": 3, "n_products": 120, "theme": ""}
-    assert compose("demo").backend.name == "playwright"
+    assert compose("episode").backend.name == "playwright"
     assert compose("bench_env", ["steps=5"]).steps == 5
 
 
@@ -57,8 +57,8 @@ def test_play_in_the_browser():
 
 
 @pytest.mark.browser
-def test_demo_reaches_a_purchase():
-    out = simpersona("demo", timeout=300)
+def test_scripted_episode_reaches_a_purchase():
+    out = simpersona("episode", timeout=300)
     assert out.returncode == 0, out.stderr
     assert "purchase" in out.stdout and "1.00" in out.stdout
 
