@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,8 @@ class Choice:
 
     action: str
     candidates: list[str]
-    logprobs: list[float]  # model log-likelihood of each candidate (prefix for templates)
+    logprobs: list[float]  # score of each candidate (prefix for templates): masked-decoding
+    # log-probability, or the whole-string log-likelihood with decoding="joint"
 
 
 class LLMPolicy:
@@ -81,6 +83,12 @@ class LLMPolicy:
         descriptions: type index -> text, for ``persona_mode="text"``.
         max_text_tokens: longest free text generated for a template.
         max_prompts: pages scored per forward pass (memory bound).
+        decoding: ``masked`` (default): the model decodes token by token with every token
+            that leads to no valid action masked out, so a branch keeps the mass the model
+            gives its first token (a small model that favours "click[product-" but cannot yet
+            copy the exact id still clicks a product); ``joint``: candidates are weighted by
+            their whole-string likelihood renormalized over the page (mass the model gives to
+            ids absent from the page is lost, which favours short actions such as "stop").
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -88,7 +96,7 @@ class LLMPolicy:
                  n_personas: int | None = None, temperature: float = 1.0, seed: int = 0,
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
-                 max_prompts: int = 8):
+                 max_prompts: int = 8, decoding: str = "masked"):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -103,6 +111,9 @@ class LLMPolicy:
             meta = AgentMeta(n_personas=count_persona_tokens(tokenizer))
         if temperature < 0:
             raise ConfigError(f"policy.temperature={temperature} must be >= 0 (0 is greedy)")
+        if decoding not in ("masked", "joint"):
+            raise ConfigError(f"policy.decoding={decoding!r}: choose masked or joint")
+        self.decoding = decoding
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
         self.persona_mode = persona_mode or meta.persona_mode
         self.descriptions = {int(k): v for k, v in (descriptions or meta.descriptions or {}).items()}
@@ -152,7 +163,7 @@ class LLMPolicy:
         # no page to go back to before the first action of an episode
         cands = [[a for a in candidate_actions(obs) if slot.history or a != "back"]
                  for obs, slot in zip(observations, self.slots)]
-        scores = self.score(prompts, cands)
+        scores = self.score(prompts, cands, masked=self.decoding == "masked")
         actions = []
         self.last_choices = []
         for i, (obs, slot) in enumerate(zip(observations, self.slots)):
@@ -184,8 +195,12 @@ class LLMPolicy:
         return list(self.tokenizer(action, add_special_tokens=False)["input_ids"]) + [self.eos_id]
 
     def score(self, prompts: Sequence[Sequence[int]], candidates: Sequence[Sequence[str]],
-              ) -> list[list[float]]:
+              masked: bool = False) -> list[list[float]]:
         """Log-likelihood of each candidate action after each prompt (token ids).
+
+        With ``masked``, the log-probability of decoding the candidate when every token that
+        leads to no candidate is masked out (renormalized at each branch of the candidates'
+        token trie), so the candidates' probabilities sum to one.
 
         Each prompt and *all* its candidates form one sequence, ``prompt + cand_1 + cand_2 +
         ...``, with an attention mask that lets a candidate's tokens see the prompt and their
@@ -196,14 +211,16 @@ class LLMPolicy:
         import torch
 
         cand_ids = [[self._candidate_ids(c) for c in cs] for cs in candidates]
-        out: list[list[float]] = [[0.0] * len(cs) for cs in candidates]
+        out: list[list[Any]] = [[0.0] * len(cs) for cs in candidates]
         # pages of similar length share a pass: less padding
         order = sorted(range(len(prompts)),
                        key=lambda b: len(prompts[b]) + sum(map(len, cand_ids[b])))
         with torch.inference_mode():
             for start in range(0, len(order), self.max_prompts):
                 self._score_group(order[start:start + self.max_prompts], prompts, cand_ids, out)
-        return out
+        if masked:
+            return [_masked_scores(ids, per_token) for ids, per_token in zip(cand_ids, out)]
+        return [[float(sum(t)) for t in row] for row in out]
 
     def _score_group(self, group: list[int], prompts: Sequence[Sequence[int]],
                      cand_ids: list[list[list[int]]], out: list[list[float]]) -> None:
@@ -242,8 +259,8 @@ class LLMPolicy:
                             attention_mask=mask[:, None].to(self.device), **keep).logits
         shift = first if keep else 0  # logits: (G, T - shift, V)
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-        for i, j, at, t in reads:
-            out[group[i]][j] = float(logp[i, [a - shift for a in at], t].sum())
+        for i, j, at, t in reads:  # per-token log-probabilities of each candidate
+            out[group[i]][j] = logp[i, [a - shift for a in at], t].tolist()
 
     def _sample_index(self, scores: Sequence[float]) -> int:
         import torch
@@ -291,6 +308,29 @@ class LLMPolicy:
                 res = self.model(input_ids=torch.tensor([[nxt]], device=self.device),
                                  use_cache=True, **{self._cache_kw: _cache_of(res)})
         return self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0]
+
+
+def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequence[float]]
+                   ) -> list[float]:
+    """Scores of masked decoding from each candidate's per-token log-probabilities.
+
+    Candidates sharing a token prefix share its context, so the log-probability of each
+    allowed next token at a trie node is read off any candidate through it; renormalizing
+    over the allowed tokens at each node is what masking the others out at decoding does.
+
+    Example:
+        >>> s = _masked_scores([[1, 2], [1, 3], [4]], [[-0.1, -1.6], [-0.1, -2.3], [-3.0]])
+        >>> round(sum(math.exp(x) for x in s), 6)
+        1.0
+    """
+    children: dict[tuple[int, ...], dict[int, float]] = {}
+    for ids, lps in zip(cand_ids, token_logps):
+        for m, (tok, lp) in enumerate(zip(ids, lps)):
+            children.setdefault(tuple(ids[:m]), {})[tok] = lp
+    norm = {prefix: math.log(sum(math.exp(v) for v in ch.values()))
+            for prefix, ch in children.items()}
+    return [sum(lp - norm[tuple(ids[:m])] for m, lp in enumerate(lps))
+            for ids, lps in zip(cand_ids, token_logps)]
 
 
 def _clean(text: str) -> str:
