@@ -57,6 +57,14 @@ class _Slot:
     persona: int = -1
     goal: str = ""
     history: list[str] = field(default_factory=list)
+    depth: int = 0  # pages behind the current one in the env's history (what `back` can undo)
+    url: str | None = None
+
+    def observe(self, url: str) -> None:
+        """Follow the env's history from the URLs: a new page after `back` is one step back."""
+        if self.url is not None and url != self.url:
+            self.depth = max(0, self.depth - 1) if self.history[-1:] == ["back"] else self.depth + 1
+        self.url = url
 
 
 @dataclass
@@ -160,8 +168,10 @@ class LLMPolicy:
             raise ConfigError(f"{len(observations)} observations for {len(self.slots)} slots; "
                               "call reset_batch with one persona per env first")
         prompts = [self._prompt(obs, slot) for obs, slot in zip(observations, self.slots)]
-        # no page to go back to before the first action of an episode
-        cands = [[a for a in candidate_actions(obs) if slot.history or a != "back"]
+        for obs, slot in zip(observations, self.slots):
+            slot.observe(str(obs.get("url", "")))
+        # `back` only where there is a page to go back to
+        cands = [[a for a in candidate_actions(obs) if slot.depth > 0 or a != "back"]
                  for obs, slot in zip(observations, self.slots)]
         scores = self.score(prompts, cands, masked=self.decoding == "masked")
         actions = []
