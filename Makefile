@@ -27,10 +27,16 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/pytest -q -m "not slow and not browser and not ray"
 
+# each benchmark compares against a baseline measured in the same run (JSON + PNG under runs/ or reports/)
 bench: setup
 	$(VENV)/bin/simpersona bench env
-	$(PY) bench/bench_ingest.py
-	$(PY) bench/bench_personas.py
+	$(PY) bench/shop_pages.py
+	$(VENV)/bin/simpersona ingest data=rees46
+	$(PY) bench/bench_ingest.py --events 10000000 --pandas-events 1000000
+	$(PY) bench/bench_personas.py --data runs/ingest
+	$(PY) bench/bench_replay.py --events runs/ingest/rees46 --n 100
+	$(PY) bench/bench_agents.py
+	$(PY) bench/bench_simulate.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

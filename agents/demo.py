@@ -46,7 +46,7 @@ class DemoConfig:
     sft_steps: int = field(120, help="optimizer steps of each agent's SFT")
     prompt_persona: bool = field(True, help="also train and evaluate the prompt-persona "
                                  "baseline (type described in words instead of a token)")
-    n_buyers: int = field(120, help="simulated buyers per held-out merchant and policy")
+    n_buyers: int = field(80, help="simulated buyers per held-out merchant and policy")
     goal_tasks: int = field(8, help="goal tasks per catalog in the goal benchmark")
     browser_episode: bool = field(True, help="finish with one persona-agent episode in Chromium")
     threads: int = field(2, help="torch CPU threads")
@@ -180,7 +180,7 @@ def run(cfg: Any) -> int:
     ev = [f"real={ingest_dir}", f"checkpoint={model_dir}", "eval=agents",
           f"persona_agent={out / 'agent'}", f"baseline_agent={out / 'agent-nopersona'}",
           f"n_buyers={cfg.n_buyers}", f"seed={cfg.seed}", f"split_seed={cfg.seed}",
-          f"out_dir={out / 'evaluate'}", "min_buyers=10", "batch_size=8", "max_steps=30",
+          f"out_dir={out / 'evaluate'}", "min_buyers=10", "batch_size=16", "max_steps=20",
           f"threads={cfg.threads}", "goal=true", f"goal_benchmark.n_tasks={cfg.goal_tasks}",
           "goal_benchmark.batch_size=8",
           "+goal_benchmark.policies.persona_agent._target_=agents.policies.llm.LLMPolicy",
@@ -216,6 +216,8 @@ def _browser_episode(cfg: Any, ingest_dir: Path, held: list[str], out: Path,
     import polars as pl
 
     import simpersona_env  # noqa: F401  (registers the env)
+    from rich.markup import escape
+
     from agents.policies.llm import LLMPolicy
     from simpersona_env.env.wrappers import RecordFunnel
     from storefront_mock.stores import stores_from_events
@@ -237,7 +239,7 @@ def _browser_episode(cfg: Any, ingest_dir: Path, held: list[str], out: Path,
             action = policy.act(obs)
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
-            console.print(f"    {action:<48} -> {info['page']} ({info['stage']})")
+            console.print(f"    {escape(action):<48} -> {info['page']} ({info['stage']})")
         f = info["funnel"]
         _say(console, f"funnel reached: {f['stage']}, {f['cart_adds']} cart adds, "
                       f"purchase: {'yes' if f['purchase'] else 'no'}, {f['steps']} steps")

@@ -5,7 +5,8 @@ The paper's figures, per merchant m with a real rate r_m and a simulated rate s_
 - **rate alignment** = mean over merchants of ``max(0, 1 - |s_m - r_m| / r_m)``;
   conversion-rate alignment is this with r, s = buyers with a purchase / buyers;
 - **funnel action-rate alignment** = the same per funnel stage, averaged over stages;
-- **correlation** of simulated and real rates across merchants (Pearson).
+- **correlation** of simulated and real rates across merchants (Pearson); for the funnel, the
+  mean of the per-stage correlations.
 
 Intervals come from a paired bootstrap that resamples *buyers* within each merchant, on both
 sides independently (the real and simulated buyers are different people), and recomputes the
@@ -17,6 +18,7 @@ stage), as computed from canonical events by the same code for both sides.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -160,10 +162,15 @@ def funnel_alignment(
     funnel_per = {m: {"alignment": float(al_pt[i].mean())} for i, m in enumerate(merchants)}
     corr = None
     if len(merchants) >= 3:
-        flat_pt = _pearson(s_pt.T.reshape(1, -1), r_pt.T.reshape(1, -1))[0]  # stages x merchants
-        flat_bs = _pearson(s_bs.transpose(0, 2, 1).reshape(n_boot, -1),
-                           r_bs.transpose(0, 2, 1).reshape(n_boot, -1))
-        corr = _ci(float(flat_pt), flat_bs, level)
+        # the mean of the per-stage correlations across merchants (stages whose rates vary);
+        # pooling all stages would correlate the stages' levels (views ~1, purchases ~0.03),
+        # not the merchants
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a stage constant in a resample
+            per_pt = _pearson(s_pt.T, r_pt.T)  # (S,)
+            per_bs = _pearson(s_bs.transpose(0, 2, 1), r_bs.transpose(0, 2, 1))  # (n_boot, S)
+            point = float(np.nanmean(per_pt)) if np.isfinite(per_pt).any() else float("nan")
+            corr = _ci(point, np.nanmean(per_bs, axis=1), level)
     out["funnel"] = AlignmentResult(_ci(al_pt.mean(), al_bs.mean((1, 2)), level), corr, funnel_per)
     return out
 

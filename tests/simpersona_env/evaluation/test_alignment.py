@@ -65,3 +65,15 @@ def test_bad_inputs_name_the_problem():
         rate_alignment({"a": _buyers(3, 1)}, {"a": _buyers(0, 0)})
     with pytest.raises(DataError, match="shape"):
         funnel_alignment({"a": np.zeros((3, 2), bool)}, {"a": np.zeros((3, 3), bool)}, ["x", "y"])
+
+
+def test_funnel_correlation_is_across_merchants_not_across_stages():
+    # views ~1 and purchases ~0 everywhere: pooled, the stages alone would correlate ~1
+    rng = np.random.default_rng(0)
+    real, sim = {}, {}
+    for m, (rp, sp) in zip("abcd", [(0.02, 0.08), (0.04, 0.06), (0.06, 0.04), (0.08, 0.02)]):
+        real[m] = np.column_stack([np.ones(400, bool), rng.random(400) < rp])
+        sim[m] = np.column_stack([np.ones(400, bool), rng.random(400) < sp])
+    res = funnel_alignment(real, sim, ["view", "buy"], n_boot=100)
+    assert res["buy"].correlation.value < -0.5  # purchase rates ordered oppositely
+    assert res["funnel"].correlation.value == pytest.approx(res["buy"].correlation.value)
