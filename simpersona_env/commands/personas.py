@@ -44,14 +44,20 @@ class SyntheticSource:
 
 
 @dataclasses.dataclass
-class PersonasTrainCommand:
-    """``simpersona personas train``."""
+class BuyerSource:
+    """Where a personas command reads its buyers (shared by train, assign and report)."""
 
     buyers: Optional[str] = field(None, help=_BUYERS_HELP)
     data: Optional[Any] = field(None, help=_DATA_HELP)
     ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
     synthetic: SyntheticSource = field(help="generated data settings",
                                        default_factory=SyntheticSource)
+
+
+@dataclasses.dataclass
+class PersonasTrainCommand(BuyerSource):
+    """``simpersona personas train``."""
+
     out_dir: str = field("runs/personas", help="writes model/ (checkpoint), curves.png, "
                                                "history.json")
     threads: int = field(2, help="torch CPU threads")
@@ -61,14 +67,9 @@ class PersonasTrainCommand:
 
 
 @dataclasses.dataclass
-class PersonasAssignCommand:
+class PersonasAssignCommand(BuyerSource):
     """``simpersona personas assign``."""
 
-    buyers: Optional[str] = field(None, help=_BUYERS_HELP)
-    data: Optional[Any] = field(None, help=_DATA_HELP)
-    ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
-    synthetic: SyntheticSource = field(help="generated data settings",
-                                       default_factory=SyntheticSource)
     checkpoint: str = field("runs/personas/model", help="folder written by `personas train`")
     out_dir: str = field("runs/personas", help="writes types.parquet and populations.json")
     k: Optional[int] = field(None, help="refuse a checkpoint with another number of types")
@@ -77,14 +78,9 @@ class PersonasAssignCommand:
 
 
 @dataclasses.dataclass
-class PersonasReportCommand:
+class PersonasReportCommand(BuyerSource):
     """``simpersona personas report``."""
 
-    buyers: Optional[str] = field(None, help=_BUYERS_HELP)
-    data: Optional[Any] = field(None, help=_DATA_HELP)
-    ingest_dir: str = field("runs/ingest", help="where `simpersona ingest` wrote its outputs")
-    synthetic: SyntheticSource = field(help="generated data settings",
-                                       default_factory=SyntheticSource)
     checkpoint: str = field("runs/personas/model", help="folder written by `personas train`")
     out_dir: str = field("runs/personas/report", help="writes report.md and its PNGs")
     events: Optional[str] = field(None, help="canonical events (Parquet file or folder) for top "
