@@ -67,7 +67,7 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
             prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
             cands = [[a for a in candidate_actions(o) if sl.history or a != "back"]
                      for o, sl in zip(obs, slots)]
-            scores = policy.score(prompts, cands)
+            scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
             for (ep, step, _), p, o, c, sc in zip(chunk, prompts, obs, cands, scores):
                 action = policy._choose(p, o, c, sc)
                 counts[ep.persona] += 1
@@ -98,7 +98,9 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
         cands = [a for a in candidate_actions(obs) if hist or a != "back"]
         prompts = [policy._prompt({**obs, "persona": k}, _Slot(k, ep.goal, hist))
                    for k in range(n_types)]
-        scores = torch.tensor(policy.score(prompts, [cands] * n_types), dtype=torch.float64)
+        scores = torch.tensor(policy.score(prompts, [cands] * n_types,
+                                           masked=policy.decoding == "masked"),
+                              dtype=torch.float64)
         p = torch.softmax(scores, dim=-1)  # (K, C)
         m = 0.5 * (p[:, None] + p[None])  # (K, K, C)
         kl = lambda a, b: (a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2())).sum(-1)
