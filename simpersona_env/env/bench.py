@@ -97,6 +97,8 @@ class _RawLoop:
         eid, kind = self.cycle[i % len(self.cycle)]
         t = time.perf_counter()
         self._page.click(f'[data-sp-id="{eid}"]')
+        # the same wait as the env's backend: a click returns once its navigation has started
+        self._page.wait_for_load_state("domcontentloaded")
         html = self._page.content()
         dt = time.perf_counter() - t
         if f'data-sp-page="{kind}"' not in html:
