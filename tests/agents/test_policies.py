@@ -59,6 +59,36 @@ def test_batched_scoring_equals_full_forward(fresh):
             assert scores[b][j] == pytest.approx(ref, abs=1e-3), (b, c)
 
 
+def test_masked_decoding_is_a_distribution_over_the_offered_actions(fresh):
+    """Masked scores: per page the candidates' probabilities sum to one, and each equals the
+    product of its tokens' probabilities renormalized among the tokens the page allows."""
+    import math
+
+    tok, model = fresh
+    policy = LLMPolicy(model=model, tokenizer=tok)
+    obs = [home_obs(0), product_obs(1, "mug-red")]
+    policy.reset_batch([0, 1], ["", ""])
+    prompts = [policy._prompt(o, s) for o, s in zip(obs, policy.slots)]
+    cands = [candidate_actions(o) for o in obs]
+    joint = policy.score(prompts, cands)
+    masked = policy.score(prompts, cands, masked=True)
+    for b, cs in enumerate(cands):
+        assert sum(math.exp(x) for x in masked[b]) == pytest.approx(1.0, abs=1e-6)
+        # masking only removes mass: no candidate is less likely than its joint likelihood
+        assert all(m >= j - 1e-9 for m, j in zip(masked[b], joint[b]))
+    # a candidate alone on its branch from the first token gets that token's renormalized mass
+    ids = [policy._candidate_ids(c) for c in cands[0]]
+    firsts = [i[0] for i in ids]
+    lone = [j for j, i in enumerate(ids) if firsts.count(i[0]) == 1]
+    assert lone  # e.g. "stop"
+    j = lone[0]
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([prompts[0]])).logits[0, -1], -1)
+    norm = math.log(sum(math.exp(float(lp[t])) for t in set(firsts)))
+    # the tokens after the first are forced on a lone branch (renormalized log-prob 0)
+    assert masked[0][j] == pytest.approx(float(lp[ids[j][0]]) - norm, abs=1e-4)
+
+
 def test_llm_policy_only_valid_actions_and_seeded(fresh):
     tok, model = fresh
     pages = [home_obs(1), product_obs(1, "cap-green"), home_obs(2, error="bad id")]
