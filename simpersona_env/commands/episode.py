@@ -14,23 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from simpersona_env.commands.shop import StoreConfig
+from simpersona_env.commands.env_settings import EnvCommandConfig
 from simpersona_env.config import field, register
-from simpersona_env.env.settings import BackendConfig, TaskConfig
 
 __all__ = ["EpisodeConfig", "run"]
 
 
 @dataclass
-class EpisodeConfig:
+class EpisodeConfig(EnvCommandConfig):
     """Settings of ``simpersona episode``."""
 
-    store: StoreConfig = field(help="the bundled store (config group)", default_factory=StoreConfig)
-    backend: BackendConfig = field(help="http or playwright (config group)",
-                                   default_factory=BackendConfig)
-    task: TaskConfig = field(help="browse or goal (config group)", default_factory=TaskConfig)
-    store_id: str = field("", help="the store where episodes start when the shop has several "
-                          "(default: the first)")
     episodes: int = field(1, help="how many episodes the scripted buyer shops")
     seed: int = field(0, help="seed of the first episode (goal, visitor)")
     verbose: bool = field(True, help="print each action as it is taken")

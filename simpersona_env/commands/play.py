@@ -12,23 +12,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from simpersona_env.commands.shop import StoreConfig
+from simpersona_env.commands.env_settings import EnvCommandConfig
 from simpersona_env.config import field, register
-from simpersona_env.env.settings import BackendConfig, TaskConfig
 
 __all__ = ["PlayConfig", "run"]
 
 
 @dataclass
-class PlayConfig:
+class PlayConfig(EnvCommandConfig):
     """Settings of ``simpersona play``."""
 
-    store: StoreConfig = field(help="the bundled store (config group)", default_factory=StoreConfig)
-    backend: BackendConfig = field(help="http or playwright (config group)",
-                                   default_factory=BackendConfig)
-    task: TaskConfig = field(help="browse or goal (config group)", default_factory=TaskConfig)
-    store_id: str = field("", help="the store where episodes start when the shop has several "
-                          "(default: the first)")
     url: str = field("", help="any shop's URL instead of the bundled store (playwright only)")
     seed: int = field(0, help="episode seed (visitor, drawn goal)")
     persona: int = field(-1, help="the buyer type shown in the observation (-1: none)")
