@@ -40,7 +40,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,9 +47,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storefront_mock.catalog import COLLECTIONS_PER_PAGE
+from agents.profile import checkout_details, stable_hash
 from agents.traces import OBSERVATION_KEYS, Episode, Step
 from simpersona_env.errors import ConfigError, DataError
+from storefront_mock.catalog import COLLECTIONS_PER_PAGE
 
 __all__ = [
     "REASONS",
@@ -83,46 +83,7 @@ REASONS: dict[str, str] = {
 _PRODUCT_EVENTS = frozenset({"product_view", "add_to_cart", "remove_from_cart", "purchase",
                              "favourite"})
 
-# Deterministic fake contact details: chosen by a hash of the buyer id, valid for the form.
-_FIRST = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Robin",
-          "Avery", "Quinn", "Drew")
-_LAST = ("Smith", "Garcia", "Chen", "Kumar", "Müller", "Silva", "Okafor", "Novak", "Tanaka",
-         "Rossi", "Dubois", "Larsen")
-_STREETS = ("Market Street", "Station Road", "Park Avenue", "Mill Lane", "High Street",
-            "Church Road", "Lake View", "Harbour Way")
-_CITIES = (("Springfield", "US"), ("Leeds", "GB"), ("Pune", "IN"), ("Lyon", "FR"),
-           ("Hamburg", "DE"), ("Osaka", "JP"), ("Toronto", "CA"), ("Perth", "AU"),
-           ("Curitiba", "BR"), ("Chengdu", "CN"))
-
-
-def _hash(*parts: Any) -> int:
-    """A stable 63-bit hash (Python's hash() is salted per process)."""
-    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") >> 1
-
-
-def checkout_details(buyer_id: str) -> tuple[dict[str, str], str]:
-    """Fake but valid checkout details for a buyer, the same on every run.
-
-    Returns:
-        (field id -> text to type, country label to select).
-
-    Example:
-        >>> fields, country = checkout_details("547469497")
-        >>> fields == checkout_details("547469497")[0], "@example." in fields["field-email"]
-        (True, True)
-    """
-    from storefront_mock.app import COUNTRIES
-
-    h = _hash("contact", buyer_id)
-    first, last = _FIRST[h % len(_FIRST)], _LAST[(h >> 8) % len(_LAST)]
-    city, country = _CITIES[(h >> 16) % len(_CITIES)]
-    ascii_last = last.replace("ü", "ue")
-    return ({"field-email": f"{first.lower()}.{ascii_last.lower()}{h % 1000}@example.com",
-             "field-name": f"{first} {last}",
-             "field-address": f"{1 + (h >> 24) % 199} {_STREETS[(h >> 32) % len(_STREETS)]}",
-             "field-city": city,
-             "field-postcode": f"{10000 + (h >> 40) % 89999}"}, COUNTRIES[country])
+_hash = stable_hash
 
 
 def hindsight_goal(product: Any, session_id: str = "") -> dict[str, Any] | None:

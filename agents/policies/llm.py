@@ -37,6 +37,7 @@ from agents.policies.base import (
     is_valid_action,
     template_prefix,
 )
+from agents.profile import checkout_details
 from agents.tokens import EOS_TOKEN, encode, render_step
 from simpersona_env.errors import CheckpointError, ConfigError
 
@@ -58,6 +59,7 @@ class _Slot:
     goal: str = ""
     history: list[str] = field(default_factory=list)
     depth: int = 0  # pages behind the current one in the env's history (what `back` can undo)
+    profile: dict[str, str] = field(default_factory=dict)  # checkout field id -> text
     url: str | None = None
 
     def observe(self, url: str) -> None:
@@ -97,6 +99,11 @@ class LLMPolicy:
             copy the exact id still clicks a product); ``joint``: candidates are weighted by
             their whole-string likelihood renormalized over the page (mass the model gives to
             ids absent from the page is lost, which favours short actions such as "stop").
+        autofill: fill the checkout form's personal fields (e-mail, name, address, ...) from
+            a fake per-episode buyer profile (:func:`agents.profile.checkout_details`, the
+            same generator the traces were replayed with), as a browser's autofill does: the
+            model still chooses to type into a field, the text is not generated. Off, the
+            model writes it (a small model rarely writes a valid e-mail address).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -104,7 +111,7 @@ class LLMPolicy:
                  n_personas: int | None = None, temperature: float = 1.0, seed: int = 0,
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
-                 max_prompts: int = 8, decoding: str = "masked"):
+                 max_prompts: int = 8, decoding: str = "masked", autofill: bool = True):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -122,6 +129,9 @@ class LLMPolicy:
         if decoding not in ("masked", "joint"):
             raise ConfigError(f"policy.decoding={decoding!r}: choose masked or joint")
         self.decoding = decoding
+        self.autofill = autofill
+        self.seed = int(seed)
+        self._episodes = 0  # episodes started: each gets its own profile
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
         self.persona_mode = persona_mode or meta.persona_mode
         self.descriptions = {int(k): v for k, v in (descriptions or meta.descriptions or {}).items()}
@@ -160,7 +170,11 @@ class LLMPolicy:
             if self.persona_mode == "text" and int(k) >= 0 and int(k) not in self.descriptions:
                 raise ConfigError(f"no description for buyer type {k}; descriptions cover "
                                   f"{sorted(self.descriptions)}")
-        self.slots = [_Slot(int(k), str(g or "")) for k, g in zip(personas, goals)]
+        self.slots = []
+        for k, g in zip(personas, goals):
+            self._episodes += 1
+            profile = checkout_details(f"policy-{self.seed}-{self._episodes}")[0]
+            self.slots.append(_Slot(int(k), str(g or ""), profile=profile))
 
     def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[str]:
         """One action per slot, in one batched pass over all the envs' candidates."""
@@ -177,7 +191,7 @@ class LLMPolicy:
         actions = []
         self.last_choices = []
         for i, (obs, slot) in enumerate(zip(observations, self.slots)):
-            action = self._choose(prompts[i], obs, cands[i], scores[i])
+            action = self._choose(prompts[i], obs, cands[i], scores[i], slot)
             slot.history.append(action)
             actions.append(action)
             self.last_choices.append(Choice(action, cands[i], scores[i]))
@@ -282,17 +296,25 @@ class LLMPolicy:
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
     def _choose(self, prompt: list[int], obs: Mapping[str, Any], cands: list[str],
-                scores: list[float]) -> str:
+                scores: list[float], slot: _Slot) -> str:
         i = self._sample_index(scores)
         if not is_template(cands[i]):
             return cands[i]
-        text = _clean(self._generate_text(prompt, template_prefix(cands[i])))
+        known = self._autofill_text(cands[i], slot)
+        text = (known if known is not None
+                else _clean(self._generate_text(prompt, template_prefix(cands[i]))))
         action = fill(cands[i], text)
         if text.strip() and is_valid_action(action, obs):
             return action
         # fallback: the most likely concrete action (always valid: the page offered it)
         concrete = [(s, c) for s, c in zip(scores, cands) if not is_template(c)]
         return max(concrete)[1] if concrete else "stop"
+
+    def _autofill_text(self, template: str, slot: _Slot) -> str | None:
+        """The profile's text for a ``type[<field>][<text>]`` template, else ``None``."""
+        if not self.autofill or not template.startswith("type["):
+            return None
+        return slot.profile.get(template[len("type["):template.index("]")])
 
     def _generate_text(self, prompt: list[int], prefix: str) -> str:
         """Sample the free text of a template after ``prompt + prefix``, up to ``]``."""

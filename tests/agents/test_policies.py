@@ -112,8 +112,38 @@ def test_free_text_is_generated_or_falls_back(fresh):
     for text in ["red mug", "", "\x02\ufffd"]:
         policy._generate_text = lambda prompt, prefix, t=text: t  # the model's reply, fixed
         action = policy._choose([1, 2], obs, ["search[<text>]", "click[nav-cart]", "stop"],
-                                [0.0, -50.0, -60.0])
+                                [0.0, -50.0, -60.0], policy.slots[0])
         assert action == ("search[red mug]" if text == "red mug" else "click[nav-cart]")
+
+
+def test_checkout_fields_autofill_from_a_per_episode_profile(fresh):
+    from agents.profile import CHECKOUT_FIELDS
+
+    tok, model = fresh
+    url = "/s/demo/checkout"
+    text = "\n".join(["Checkout", url] + [f'[{f}] textbox "{f[6:].title()}" value=""'
+                                          for f in CHECKOUT_FIELDS]
+                     + ['[place-order] button "Place order"'])
+    obs = {"text": text, "url": url, "goal": "", "persona": 1, "last_action_error": ""}
+    cands = [c for c in candidate_actions(obs) if c.startswith("type[field-email]")]
+    assert cands == ["type[field-email][<text>]"]
+
+    def emails(policy: LLMPolicy, n: int) -> list[str]:
+        out = []
+        for _ in range(n):
+            policy.reset(1, "")
+            policy._generate_text = lambda prompt, prefix: "not an address"
+            out.append(policy._choose([1, 2], obs, cands, [0.0], policy.slots[0]))
+        return out
+
+    filled = emails(LLMPolicy(model=model, tokenizer=tok, seed=3), 3)
+    assert filled == emails(LLMPolicy(model=model, tokenizer=tok, seed=3), 3)  # seeded
+    assert len(set(filled)) > 1  # a new buyer profile per episode
+    for action in filled:
+        assert action.endswith("@example.com]") and is_valid_action(action, obs)
+    # off: the model's own text is typed
+    assert emails(LLMPolicy(model=model, tokenizer=tok, seed=3, autofill=False), 1) == [
+        "type[field-email][not an address]"]
 
 
 def test_prompt_persona_policy(fresh, tmp_path):
