@@ -41,9 +41,16 @@ class DemoConfig:
     k: int = field(16, help="number of buyer types")
     synthetic_buyers: int = field(3000, help="data=synthetic: buyers generated")
     synthetic_merchants: int = field(6, help="data=synthetic: merchants generated")
-    trace_sessions: int = field(800, help="real sessions of the training merchants replayed "
-                                "as agent-training traces")
-    sft_steps: int = field(120, help="optimizer steps of each agent's SFT")
+    trace_sessions: int = field(0, help="real sessions of the training merchants replayed "
+                                "as agent-training traces (0: all; purchases are rare, so "
+                                "every session counts)")
+    sft_steps: int = field(250, help="optimizer steps of each agent's SFT")
+    sft_learning_rate: float = field(2e-3, help="peak learning rate of each agent's SFT")
+    max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
+                               "top of the page: header, title, price, the first listings)")
+    max_steps: int = field(30, help="step limit of a simulated buyer's episode (a purchase "
+                           "takes ~10 steps from a product page: cart, checkout, 6 fields, "
+                           "order)")
     prompt_persona: bool = field(True, help="also train and evaluate the prompt-persona "
                                  "baseline (type described in words instead of a token)")
     n_buyers: int = field(80, help="simulated buyers per held-out merchant and policy")
@@ -165,7 +172,8 @@ def run(cfg: Any) -> int:
 
     # 4. SFT: the persona-token agent and its baselines, the same model and data
     sft = [f"traces={traces_dir / 'traces.jsonl'}", f"n_personas={cfg.k}",
-           f"sft.max_steps={cfg.sft_steps}", f"sft.seed={cfg.seed}", "sft.max_obs_chars=800",
+           f"sft.max_steps={cfg.sft_steps}", f"sft.seed={cfg.seed}",
+           f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.max_obs_chars={cfg.max_obs_chars}",
            "sft.max_length=384", "sft.eval_fraction=0.05", "quality_steps=100"]
     variants = {"agent": "token", "agent-nopersona": "none"}
     if cfg.prompt_persona:
@@ -180,7 +188,7 @@ def run(cfg: Any) -> int:
     ev = [f"real={ingest_dir}", f"checkpoint={model_dir}", "eval=agents",
           f"persona_agent={out / 'agent'}", f"baseline_agent={out / 'agent-nopersona'}",
           f"n_buyers={cfg.n_buyers}", f"seed={cfg.seed}", f"split_seed={cfg.seed}",
-          f"out_dir={out / 'evaluate'}", "min_buyers=10", "batch_size=16", "max_steps=20",
+          f"out_dir={out / 'evaluate'}", "min_buyers=10", "batch_size=16", f"max_steps={cfg.max_steps}",
           f"threads={cfg.threads}", "goal=true", f"goal_benchmark.n_tasks={cfg.goal_tasks}",
           "goal_benchmark.batch_size=8",
           "+goal_benchmark.policies.persona_agent._target_=agents.policies.llm.LLMPolicy",
@@ -214,10 +222,9 @@ def _browser_episode(cfg: Any, ingest_dir: Path, held: list[str], out: Path,
     """The persona agent shops once at a held-out merchant in headless Chromium."""
     import gymnasium as gym
     import polars as pl
-
-    import simpersona_env  # noqa: F401  (registers the env)
     from rich.markup import escape
 
+    import simpersona_env  # noqa: F401  (registers the env)
     from agents.policies.llm import LLMPolicy
     from simpersona_env.env.wrappers import RecordFunnel
     from storefront_mock.stores import stores_from_events
@@ -227,7 +234,7 @@ def _browser_episode(cfg: Any, ingest_dir: Path, held: list[str], out: Path,
     persona = int(types.filter(pl.col("merchant_id") == merchant)["type"].mode().sort()[0])
     env = RecordFunnel(gym.make("simpersona/Storefront-v0", backend="playwright",
                                 stores=stores_from_events(ingest_dir, [merchant]),
-                                num_personas=cfg.k, max_episode_steps=20))
+                                num_personas=cfg.k, max_episode_steps=cfg.max_steps))
     policy = LLMPolicy(out / "agent", seed=cfg.seed)
     try:
         obs, info = env.reset(seed=cfg.seed, options={"persona": persona})

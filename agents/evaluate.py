@@ -61,15 +61,17 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
     try:
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
-            slots = [_Slot(ep.persona, ep.goal, hist) for ep, _, hist in chunk]
+            # autofill types the buyer's own profile: the one the trace was replayed with
+            slots = [_Slot(ep.persona, ep.goal, hist, profile=_typed_profile(ep))
+                     for ep, _, hist in chunk]
             obs = [{**s.observation, "persona": s.observation.get("persona", ep.persona)}
                    for ep, s, _ in chunk]
             prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
             cands = [[a for a in candidate_actions(o) if sl.history or a != "back"]
                      for o, sl in zip(obs, slots)]
             scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
-            for (ep, step, _), p, o, c, sc in zip(chunk, prompts, obs, cands, scores):
-                action = policy._choose(p, o, c, sc)
+            for (ep, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
+                action = policy._choose(p, o, c, sc, sl)
                 counts[ep.persona] += 1
                 hits[ep.persona] += int(action == step.action)
     finally:
@@ -78,6 +80,20 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
     return {"overall": sum(hits.values()) / n if n else math.nan, "n": n,
             "per_type": {k: hits[k] / counts[k] for k in sorted(counts)},
             "n_per_type": dict(sorted(counts.items()))}
+
+
+def _typed_profile(episode: Episode) -> dict[str, str]:
+    """Checkout field -> the text the episode typed into it (its buyer's profile)."""
+    from agents.profile import CHECKOUT_FIELDS
+
+    out = {}
+    for step in episode.steps:
+        a = step.action
+        if a.startswith("type[") and "][" in a:
+            fid, text = a[len("type["):].split("][", 1)
+            if fid in CHECKOUT_FIELDS:
+                out[fid] = text[:-1]
+    return out
 
 
 def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_types: int,
