@@ -334,13 +334,16 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         del k_s, t_s, first
     if order is None:
         order = df.select(pl.arg_sort_by(by, maintain_order=True)).to_series()
-    # Why a gather column by column, each source column dropped as soon as it is sorted:
-    # the unit is in memory once plus one column, not twice as with a frame sort; each
-    # column is made one chunk first (a gather from many chunks costs several times more)
-    columns = []
-    for name in df.columns:
-        columns.append(df.get_column(name).rechunk().gather(order))
-        df = df.drop(name)
+    # Why a gather a few columns at a time, each batch dropped as soon as it is sorted:
+    # the unit is in memory once plus a batch, not twice as with a frame sort; each batch
+    # is made one chunk first (a gather from many chunks costs several times more) and
+    # gathered in one select (its columns in parallel; ~35% less CPU than one by one)
+    columns: list[pl.Series] = []
+    names = df.columns
+    for i in range(0, len(names), 4):
+        batch = names[i:i + 4]
+        columns.extend(df.select(batch).rechunk().select(pl.all().gather(order)).get_columns())
+        df = df.drop(batch)
     df = pl.DataFrame(columns)
     del columns, order
     same_key = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)

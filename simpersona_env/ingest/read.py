@@ -578,6 +578,7 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
 
     def chunks() -> Iterator[pl.LazyFrame]:
         sep = ord(s.separator)
+        sep_byte = s.separator.encode()
         row0 = 0
         lines_seen = 0
         with open(path, "rb") as fh:
@@ -596,43 +597,81 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
                 data, tail = buf[:cut], buf[cut:]
                 if quote and quote in data:
                     raise _NeedsQuotedPass
-                c = np.frombuffer(data, dtype=np.uint8)
-                nls = np.flatnonzero(c == 10)
-                if nls.size == 0 or nls[-1] != c.size - 1:
-                    nls = np.append(nls, c.size)  # a last line without a newline
-                per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
-                starts = np.concatenate(([0], nls[:-1] + 1))
-                length = nls - starts
-                length = length - ((length > 0) & (c[np.clip(nls - 1, 0, c.size - 1)] == 13))
-                blank = np.flatnonzero(length == 0)
-                wrong = np.flatnonzero((length > 0) & (per + 1 != n_cols))
-                def parse(raw: bytes) -> pl.DataFrame:
-                    return pl.read_csv(raw, has_header=False, new_columns=names,
-                                       schema={n: pl.String for n in names},
-                                       separator=s.separator, quote_char=s.quote_char,
-                                       truncate_ragged_lines=True, empty_string_is_null=False,
-                                       missing_columns="insert", raise_if_empty=False)
+                n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                recoded: list[bytes] = []
 
-                try:
-                    df = parse(data)
-                except pl.exceptions.ComputeError as exc:
-                    if not is_utf8_error(exc):
-                        raise
-                    df = parse(_recode_lines(data, info, lines_seen + info.header_lines))
-                if df.height != nls.size:
-                    raise _NeedsQuotedPass
-                shape = np.zeros(nls.size, np.uint8)
-                shape[wrong] = 2
-                shape[blank] = 1
+                def parse(ragged: bool) -> pl.DataFrame:
+                    raw = recoded[0] if recoded else data
+                    try:
+                        return _parse_chunk(raw, names, s, ragged)
+                    except pl.exceptions.ComputeError as exc:
+                        if recoded or not is_utf8_error(exc):
+                            raise
+                    # lines that are not UTF-8: decoded as latin-1 once per chunk (reported)
+                    recoded.append(_recode_lines(data, info, lines_seen + info.header_lines))
+                    return _parse_chunk(recoded[0], names, s, ragged)
+
+                # Fast path (no per-line pass): a chunk whose separator total is exactly
+                # n_lines x (n_cols - 1) and that Polars parses with ragged lines refused
+                # (it raises on a line with too many fields) has no line with too few
+                # either, and no blank line; such a chunk is all good shapes.
+                df = None
+                if n_cols > 1 and data.count(sep_byte) == n_lines * (n_cols - 1):
+                    try:
+                        df = parse(ragged=False)
+                    except pl.exceptions.ComputeError as exc:
+                        if is_utf8_error(exc):
+                            raise
+                        df = None  # a ragged line: the careful pass below finds it
+                    if df is not None and df.height != n_lines:
+                        df = None
+                if df is not None:
+                    shape = np.zeros(n_lines, np.uint8)
+                else:
+                    shape = _chunk_shapes(data, sep, n_cols)
+                    df = parse(ragged=True)
+                    if df.height != shape.size:
+                        raise _NeedsQuotedPass
+                    n_lines = shape.size
                 yield df.lazy().with_columns(
                     _shape=pl.Series(shape, dtype=pl.UInt8),
-                    _line=pl.int_range(row0, row0 + nls.size, dtype=pl.Int64)
+                    _line=pl.int_range(row0, row0 + n_lines, dtype=pl.Int64)
                     + 1 + info.header_lines)
-                row0 += nls.size
-                lines_seen += nls.size
+                row0 += n_lines
+                lines_seen += n_lines
         info.lines = row0
 
     return chunks()
+
+
+def _parse_chunk(raw: bytes, names: list[str], s: SourceMapping, ragged: bool) -> pl.DataFrame:
+    """One CSV chunk as text columns; ``ragged=False`` raises on a line with extra fields."""
+    import polars as pl
+
+    return pl.read_csv(raw, has_header=False, new_columns=names,
+                       schema={n: pl.String for n in names}, separator=s.separator,
+                       quote_char=s.quote_char, truncate_ragged_lines=ragged,
+                       empty_string_is_null=False, missing_columns="insert",
+                       raise_if_empty=False)
+
+
+def _chunk_shapes(data: bytes, sep: int, n_cols: int) -> Any:
+    """Per line of ``data``: 0 good, 1 blank, 2 wrong field count (separators counted by
+    binary search of separator positions among newline positions)."""
+    import numpy as np
+
+    c = np.frombuffer(data, dtype=np.uint8)
+    nls = np.flatnonzero(c == 10)
+    if nls.size == 0 or nls[-1] != c.size - 1:
+        nls = np.append(nls, c.size)  # a last line without a newline
+    per = np.diff(np.searchsorted(np.flatnonzero(c == sep), nls), prepend=0)
+    starts = np.concatenate(([0], nls[:-1] + 1))
+    length = nls - starts
+    length = length - ((length > 0) & (c[np.clip(nls - 1, 0, c.size - 1)] == 13))
+    shape = np.zeros(nls.size, np.uint8)
+    shape[(length > 0) & (per + 1 != n_cols)] = 2
+    shape[length == 0] = 1
+    return shape
 
 
 class _NeedsQuotedPass(Exception):
