@@ -193,6 +193,22 @@ def test_chunked_reading_changes_nothing(write, tmp_path):
         read_events(whole.out_dir).collect().sort("ts"))
 
 
+def test_short_and_long_lines_that_balance_the_separator_count(write, tmp_path):
+    """A line with a field too many and one with a field too few leave the chunk's
+    separator total right: both are still found (the fast path refuses ragged lines)."""
+    lines = [HEADER, GOOD,
+             "s1,u1,a,2024-01-01 10:01:00,view,p1",  # line 3: one field short
+             "s1,u1,a,2024-01-01 10:02:00,view,p1,9.5,extra",  # line 4: one field extra
+             "s1,u1,a,2024-01-01 10:03:00,view,p2,7"]
+    src = write("balanced.csv", "\n".join(lines) + "\n")
+    for chunk in (16 << 20, 64):
+        res = ingest(shop_mapping(src), tmp_path / f"out{chunk}", chunk_bytes=chunk)
+        q = read_quarantine(res.out_dir).sort("line")
+        assert q["line"].to_list() == [3, 4]
+        assert q["reason"].to_list() == ["wrong_column_count"] * 2
+        assert res.manifest["rows"]["events_out"] == 2
+
+
 def test_quoted_fields_with_separators_and_newlines(write, tmp_path):
     lines = [HEADER,
              's1,u1,a,2024-01-01 10:00:00,view,"p,1",9.5',
