@@ -6,10 +6,14 @@ Examples::
     simpersona traces events=runs/ingest/rees46 out_dir=runs/traces/rees46
     simpersona traces events=runs/ingest/rees46 persona_types=runs/personas/types.parquet
     simpersona traces events=synthetic max_sessions=200          # no data: generated log
+    simpersona traces events=runs/ingest/rees46 goal_demos.n=100 # + 100 goal demos per catalog
 
 Writes ``traces.jsonl`` (one episode per line, :mod:`agents.traces`), ``coverage.json`` (the
 share of real events reproduced, by event type and merchant, every event not reproduced by
-reason, sessions/s) and ``coverage.png``.
+reason, sessions/s; ``goal_demos``: the goal demonstrations added, per catalog) and
+``coverage.png``. With ``goal_demos.n > 0``, scripted demonstrations of the ``goal`` task
+over bundled catalogs (:func:`agents.traces.goal_demonstrations`), on task seeds the goal
+benchmark never uses, go into ``traces.jsonl`` (or ``goal_demos.file``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,35 @@ from omegaconf import DictConfig
 
 from simpersona_env.config import field, register, to_object
 
-__all__ = ["TracesConfig", "load_personas", "plot_coverage", "traces"]
+__all__ = ["GoalDemosConfig", "TracesConfig", "load_personas", "plot_coverage", "traces"]
+
+
+@dataclass
+class GoalDemosConfig:
+    """Scripted demonstrations of the ``goal`` task added to the traces (off by default)."""
+
+    n: int = field(0, help="successful demonstrations per catalog (0: none)")
+    catalogs: list = field(["builtin", "flipkart", "amazon"], help="bundled store presets "  # noqa: RUF009
+                           "whose catalogs the goals come from (a data-backed one without "
+                           "its data is skipped, and coverage.json says so)")
+    query: str = field("instruction", help="how the demonstrator finds the product: "
+                       "instruction (searches words of the instruction, clicks the first "
+                       "listed product that meets the goal) or title (the task oracle: "
+                       "searches the product title, which the instruction does not show)")
+    max_words: int = field(10, help="longest search, in words, for query=instruction")
+    max_steps: int = field(30, help="step limit of a demonstration (the goal benchmark's)")
+    max_tries: int = field(4, help="give up on a catalog after n * max_tries tasks tried")
+    seed: int = field(0, help="seed of the demonstrations' task stream (apart from the "
+                      "benchmark's for every seed)")
+    benchmark_seeds: list = field([0], help="goal benchmark seeds whose tasks are excluded")  # noqa: RUF009
+    benchmark_tasks: int = field(1000, help="the first this many tasks of each benchmark seed "
+                                 "are excluded (their env seeds, and their instructions when "
+                                 "exclude_benchmark_goals)")
+    exclude_benchmark_goals: bool = field(True, help="also skip a task whose instruction "
+                                          "equals one of the excluded benchmark tasks'")
+    file: str = field("", help="empty: append to traces.jsonl; else a second JSONL in out_dir "
+                      "(e.g. goal_demos.jsonl) to give `agent train` on its own")
+    data_dir: str = field("", help="data folder with catalogs/ (empty: $SIMPERSONA_DATA_DIR)")
 
 
 @dataclass
@@ -50,6 +82,8 @@ class TracesConfig:
     synthetic_buyers: int = field(300, help="events=synthetic: buyers generated")
     synthetic_merchants: int = field(2, help="events=synthetic: merchants generated")
     progress: bool = field(True, help="show a progress bar")
+    goal_demos: GoalDemosConfig = field(default_factory=GoalDemosConfig,  # noqa: RUF009
+                                        help="goal-task demonstrations added to the traces")
 
 
 register("traces_schema", TracesConfig)
@@ -143,6 +177,14 @@ def traces(cfg: DictConfig) -> int:
     from storefront_mock.catalog import read_event_frame
 
     c = to_object(cfg, TracesConfig)
+    if not isinstance(c.goal_demos, GoalDemosConfig):
+        c.goal_demos = to_object(cfg.goal_demos, GoalDemosConfig)
+    if c.goal_demos.n > 0:  # before the replay, so that a typo costs nothing
+        from agents.traces import check_goal_demo_settings
+
+        g = c.goal_demos
+        check_goal_demo_settings(list(g.catalogs), g.n, query=g.query, max_steps=g.max_steps,
+                                 max_tries=g.max_tries)
     out = Path(c.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -221,6 +263,7 @@ def traces(cfg: DictConfig) -> int:
     bar.close()
     wall = time.perf_counter() - t1
     replayer.close()
+    demos = _goal_demos(c, out, path) if c.goal_demos.n > 0 else None
 
     # save
     total = sum(per_merchant.values(), Coverage())
@@ -233,6 +276,7 @@ def traces(cfg: DictConfig) -> int:
         "total": total.to_dict(),
         "merchants": {m: cv.to_dict() for m, cv in sorted(per_merchant.items())},
         "traces": str(path) if c.write_traces else None, "episodes_written": written,
+        "goal_demos": demos,
     }
     (out / "coverage.json").write_text(json.dumps(report, indent=2))
     png = plot_coverage(report, out / "coverage.png")
@@ -254,3 +298,36 @@ def traces(cfg: DictConfig) -> int:
          f"{written} episodes -> {path if c.write_traces else '(not written)'}; "
          f"{out / 'coverage.json'}; {png}")
     return 0
+
+
+def _goal_demos(c: TracesConfig, out: Path, traces_path: Path) -> dict[str, Any]:
+    """Record the goal demonstrations and append them to the traces (or write their file)."""
+    from agents.traces import goal_demonstrations, write_episodes
+
+    g = c.goal_demos
+    t0 = time.perf_counter()
+    _log(f"goal demonstrations: {g.n} per catalog of {', '.join(g.catalogs)} "
+         f"(query={g.query}; the first {g.benchmark_tasks} tasks of benchmark seed(s) "
+         f"{list(g.benchmark_seeds)} excluded)")
+    episodes, report = goal_demonstrations(
+        list(g.catalogs), g.n, seed=g.seed, query=g.query, max_words=g.max_words,
+        max_steps=g.max_steps, max_tries=g.max_tries,
+        benchmark_seeds=[int(s) for s in g.benchmark_seeds], benchmark_tasks=g.benchmark_tasks,
+        exclude_benchmark_goals=g.exclude_benchmark_goals, data_dir=g.data_dir or None,
+        progress=c.progress)
+    if g.file or not c.write_traces:
+        # their own file (coverage-only runs too, so the demonstrations are never lost)
+        target = out / (g.file or "goal_demos.jsonl")
+        write_episodes(episodes, target)
+    else:
+        # appended after the replayed episodes: one trace file for `agent train traces=`
+        target = traces_path
+        with target.open("a", encoding="utf-8") as fh:
+            for ep in episodes:
+                fh.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+    for cat, why in report["skipped"].items():
+        _log(f"[yellow]goal demos: catalog {cat} skipped: {why}")
+    per = ", ".join(f"{cat} {st['added']}/{st['tried']}" for cat, st in report["catalogs"].items())
+    _log(f"goal demonstrations: {report['added']} added ({per} successful/tried) -> {target} "
+         f"({time.perf_counter() - t0:.1f}s)")
+    return {**report, "file": str(target), "seconds": round(time.perf_counter() - t0, 2)}
