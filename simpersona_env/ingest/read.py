@@ -436,7 +436,8 @@ def _merchant(s: SourceMapping, schema: Any) -> pl.Expr:
             e = e.str.splitn(m.separator, 2).struct.field("field_0")
         else:
             e = e.str.split(m.separator).list.head(m.level).list.join(m.separator)
-        e = _nz(e)
+        # empty -> null as _nz does, but evaluating the split once (_nz repeats its input)
+        e = e.replace("", None)
     if m.missing is not None:
         e = e.fill_null(pl.lit(m.missing))
     elif m.constant is not None:
