@@ -147,6 +147,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         _NeedsQuotedPass,
         first_bad_row,
         is_utf8_error,
+        literal_fields,
         scan_source,
         source_chunks,
     )
@@ -200,7 +201,11 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     # twice its read cost, ~30% less in all; measured), and bad rows (usually none) stay in
     # memory for the quarantine with their counts.
     chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
-    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}}
+    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}, "literals": {}}
+    # columns with one value on every row of this file (its `source`, a constant merchant,
+    # unmapped fields): not staged per row, restored from the file index in stage 2
+    literals = literal_fields(source) if chunks is not None else {}
+    per_row = [c for c in CANONICAL_COLUMNS if c not in literals]
     bad_parts: list[pl.DataFrame] = []
     codes_seen: dict[int, int] = {}
     if chunks is not None:
@@ -213,7 +218,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                 if (df[CODE] > 0).any():
                     bad_parts.append(df.filter(pl.col(CODE) > 0))
                     df = df.filter(pl.col(CODE) == 0)
-                df = df.select(*CANONICAL_COLUMNS, FILE, LINE, _k=key).with_columns(
+                df = df.select(*per_row, FILE, LINE, _k=key).with_columns(
                     _unit=(pl.col("_k") % units).cast(pl.UInt32))
                 for (u,), g in df.partition_by("_unit", as_dict=True,
                                                include_key=False).items():
@@ -221,6 +226,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                     folder.mkdir(parents=True, exist_ok=True)
                     g.write_ipc(folder / f"f{file_index:05d}-{part:05d}.arrow",
                                 compression="uncompressed")
+            result["literals"] = literals
         except _NeedsQuotedPass:
             clear_parts()
             chunks = None
@@ -296,12 +302,35 @@ def _read_ipc_mapped(files: list[Path]) -> pl.DataFrame:
     for f in files:
         with pa.memory_map(str(f)) as source:
             tables.append(ipc.open_file(source).read_all())
-    return pl.from_arrow(pa.concat_tables(tables))  # type: ignore[return-value]
+    # files of sources that left out different literal columns: the missing ones are null
+    return pl.from_arrow(pa.concat_tables(tables, promote_options="default"))  # type: ignore[return-value]
 
 
-def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: float
-                 ) -> dict[str, Any]:
-    """Sort, deduplicate and sessionize one unit; write its events by merchant."""
+def _restore_literals(df: pl.DataFrame, literals: dict[int, dict[str, Any]]) -> pl.DataFrame:
+    """The columns stage 1 left out as one value per file, filled in from ``_file``."""
+    import polars as pl
+
+    schema = pl.Schema(CANONICAL_SCHEMA)
+    exprs = []
+    for c in CANONICAL_COLUMNS:
+        per_file = {f: lit[c] for f, lit in literals.items() if c in lit}
+        if not per_file:
+            continue  # staged row by row for every file
+        dtype = schema[c]
+        known = {f: v for f, v in per_file.items() if v is not None}
+        value = (pl.col(FILE).replace_strict(list(known), list(known.values()), default=None,
+                                             return_dtype=dtype)
+                 if known else pl.lit(None, dtype))
+        exprs.append((pl.coalesce(pl.col(c), value) if c in df.columns else value).alias(c))
+    return df.with_columns(exprs) if exprs else df
+
+
+def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: float,
+                 literals: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Sort, deduplicate and sessionize one unit; write its events by merchant.
+
+    ``literals``: per file index, the columns stage 1 staged once per file (their value).
+    """
     import numpy as np
     import polars as pl
 
@@ -319,7 +348,8 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         scans.append(pl.scan_parquet(pq_files, hive_partitioning=False)
                      .filter(pl.col(CODE) == 0).select(cols))
     if ipc_files:
-        scans.append(_read_ipc_mapped(ipc_files).lazy().select(cols))
+        scans.append(_restore_literals(_read_ipc_mapped(ipc_files), literals or {})
+                     .lazy().select(cols))
     staged = scans[0] if len(scans) == 1 else pl.concat(scans)
     df = staged.collect()
     if df.height == 0:
@@ -702,9 +732,10 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
                                     for i, (p, s) in enumerate(files)], "parse", progress)
         timings["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()
+        literals = {i: r["literals"] for i, r in enumerate(s1) if r["literals"]}
         s2 = run.map(_stage2_unit, [(u, str(stage), str(out), mapping.dedup,
-                                     mapping.session_gap_minutes) for u in range(n_units)],
-                     "sessions", progress)
+                                     mapping.session_gap_minutes, literals)
+                                    for u in range(n_units)], "sessions", progress)
         timings["sessions_s"] = time.perf_counter() - t
         n_buyers = 0
         if buyers:

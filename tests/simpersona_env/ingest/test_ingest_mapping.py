@@ -154,3 +154,30 @@ sources:
     a = ingest(builtin_mapping("rees46"), tmp_path / "a", bootstrap=10)
     b = ingest(load_mapping(tmp_path / "rees.yaml"), tmp_path / "b", bootstrap=10)
     assert _frame(a.out_dir).equals(_frame(b.out_dir))
+
+
+def test_per_file_constants_survive_staging(write, tmp_path):
+    """Columns one value per file (source, a constant merchant, constants, unmapped
+    fields) come out per row as mapped, with files of different shapes in one unit."""
+    from conftest import HEADER, shop_source
+
+    from simpersona_env.ingest import LogMapping, MerchantKey, ingest, read_events
+
+    a = write("a.csv", "\n".join([HEADER, "s1,u1,x,2024-01-01 10:00:00,view,p1,9.5",
+                                  "s1,u2,y,2024-01-01 10:05:00,buy,p2,"]) + "\n")
+    b = write("b.csv", "\n".join(["user,time,action,item",
+                                  "u1,2024-01-02 10:00:00,view,p9",
+                                  "u3,2024-01-02 10:01:00,cart,p8"]) + "\n")
+    src_b = shop_source(b, columns={"buyer_id": "user", "ts": "time", "event": "action",
+                                    "product_id": "item"},
+                        constants={"brand": "acme"}, merchant=MerchantKey(constant="shopB"),
+                        source="other")
+    mapping = LogMapping(name="two", sources=[shop_source(a), src_b])
+    res = ingest(mapping, tmp_path / "out", units=1, buyers=False)
+    ev = read_events(res.out_dir).collect().sort("ts")
+    assert ev["merchant_id"].to_list() == ["s1", "s1", "shopB", "shopB"]
+    assert ev["source"].to_list() == ["test", "test", "other", "other"]
+    assert ev["brand"].to_list() == [None, None, "acme", "acme"]
+    assert ev["price"].to_list() == [9.5, None, None, None]
+    assert ev["query"].null_count() == 4
+    assert ev["session_id"].to_list() == ["x", "y", "u1:1", "u3:1"]  # b: by the gap
