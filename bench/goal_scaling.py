@@ -1,0 +1,297 @@
+"""Goal-task scaling: the persona-token small agent against the ~8x no-persona model.
+
+The issue's target: "the persona agent's goal success >= that of the 8x no-persona model".
+On the same traces (the real sessions the demo replayed for its training merchants, plus
+scripted goal demonstrations on task seeds the benchmark never uses,
+:func:`agents.traces.goal_demonstrations`), this trains
+
+- ``persona_agent``: ``agent=small`` with the persona token (``sft.persona=token``), and
+- ``no_persona_8x``: ``agent=large`` (2x width, 2x depth: ~8x the transformer-block
+  parameters) without it (``sft.persona=none``),
+
+with the same data, the same seed (hence the same batches in the same order) and the **same
+number of optimizer steps**. Same steps rather than the same wall budget: the question is
+whether the persona agent matches a model 8x its size given the same data; a wall budget
+would hand the small model ~2.4x more updates (it runs faster on CPU) and measure compute
+instead of scale. Both are then run on the goal benchmark
+(:func:`simpersona_env.evaluation.goal.goal_benchmark`: the same ``n_tasks`` seeded
+instructions per catalog, no persona shown to any policy) with the scripted oracle (upper
+bound) and the random policy (floor) in the same run.
+
+Writes ``<out>/goal_scaling.json`` and ``<out>/goal_scaling.png``: goal success and mean
+reward per policy (overall and per catalog) with percentile bootstrap intervals over tasks,
+each agent's parameter count (total and transformer blocks), training tokens, SFT seconds and
+losses, and the sizes used.
+
+Run::
+
+    .venv/bin/python bench/goal_scaling.py                      # ~20 min on 2 busy cores
+    .venv/bin/python bench/goal_scaling.py --sft-steps 20 --demos 10 --n-tasks 2   # smoke run
+
+Without ``runs/demo/traces/traces.jsonl`` (run ``simpersona demo`` first) it replays a
+generated log instead (``simpersona traces events=synthetic``) and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+AGENTS = {  # name -> (agent config, sft.persona): the comparison of the issue's target
+    "persona_agent": ("small", "token"),
+    "no_persona_8x": ("large", "none"),
+}
+
+
+def say(msg: str) -> None:
+    print(f"[goal_scaling {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def command(target: str, root: str, overrides: list[str]) -> None:
+    """Run one ``simpersona`` command in process, composed as the CLI composes it."""
+    import importlib
+
+    from simpersona_env.config import compose
+
+    module, func = target.split(":")
+    code = getattr(importlib.import_module(module), func)(compose(root, overrides))
+    if code:
+        raise RuntimeError(f"{root} exited with {code}")
+
+
+def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Real replayed traces + goal demonstrations in one JSONL; what went in."""
+    from agents.traces import goal_demonstrations, read_episodes, write_episodes
+
+    real_path = Path(args.traces)
+    if real_path.is_file():
+        source = f"{real_path} (the demo's replayed training-merchant sessions)"
+    else:
+        say(f"no traces at {real_path} (run `simpersona demo` for the real ones): replaying a "
+            "generated log instead")
+        gen = out / "generated-traces"
+        command("agents.commands_traces:traces", "traces",
+                ["events=synthetic", f"out_dir={gen}", "synthetic_buyers=400",
+                 f"seed={args.seed}", "progress=false"])
+        real_path, source = gen / "traces.jsonl", "generated archetype traffic (no data)"
+    real = read_episodes(real_path)
+    t0 = time.perf_counter()
+    demos, report = goal_demonstrations(args.catalogs, args.demos, seed=args.seed,
+                                        benchmark_seeds=[args.bench_seed],
+                                        benchmark_tasks=max(1000, args.n_tasks),
+                                        max_steps=args.max_steps, progress=True)
+    say(f"{len(real)} real episodes ({sum(len(e.steps) for e in real)} steps) + "
+        f"{len(demos)} goal demonstrations ({sum(len(e.steps) for e in demos)} steps, "
+        f"{time.perf_counter() - t0:.1f}s) from {source}")
+    path = out / "traces.jsonl"
+    write_episodes([*real, *demos], path)
+    report.pop("catalogs_env_seeds", None)
+    info = {"real_source": source, "real_episodes": len(real),
+            "real_steps": sum(len(e.steps) for e in real),
+            "real_goal_episodes": sum(bool(e.goal) for e in real),
+            "demo_episodes": len(demos), "demo_steps": sum(len(e.steps) for e in demos),
+            "goal_demos": {**report, "catalogs": {c: {k: v for k, v in s.items()
+                                                     if k != "env_seeds"}
+                                                 for c, s in report["catalogs"].items()}},
+            "n_personas": max(1, 1 + max((e.persona for e in real), default=-1))}
+    return path, info
+
+
+def block_params(model: Any) -> int:
+    """Parameters of the transformer blocks (no embeddings / LM head)."""
+    return sum(p.numel() for n, p in model.named_parameters() if ".layers." in n)
+
+
+def train(name: str, size: str, persona: str, traces: Path, k: int, args: argparse.Namespace,
+          out: Path) -> dict[str, Any]:
+    from agents.model import load_agent
+
+    say(f"SFT {name}: agent={size}, sft.persona={persona}, {args.sft_steps} steps")
+    t0 = time.perf_counter()
+    command("agents.commands:train", "agent_train",
+            [f"traces={traces}", f"out={out / name}", f"agent={size}", f"n_personas={k}",
+             f"sft.persona={persona}", f"sft.max_steps={args.sft_steps}",
+             f"sft.learning_rate={args.lr}", f"sft.batch_size={args.batch_size}",
+             f"sft.max_obs_chars={args.max_obs_chars}", f"sft.max_length={args.max_length}",
+             f"sft.seed={args.seed}", f"sft.eval_fraction={args.eval_fraction}",
+             "sft.logging_steps=25", "quality_steps=0"])
+    wall = time.perf_counter() - t0
+    m = json.loads((out / name / "metrics.json").read_text())
+    _, model, _ = load_agent(out / name, device="cpu")
+    res = {"agent": size, "persona": persona, "n_parameters": m["n_parameters"],
+           "block_parameters": block_params(model), "train_tokens": m["train_tokens"],
+           "sft_seconds": round(m["seconds"], 1), "wall_seconds": round(wall, 1),
+           "train_loss_first": m["train_loss_first"], "train_loss_last": m["train_loss_last"],
+           "eval_loss": m["eval_loss"], "steps": args.sft_steps}
+    say(f"{name}: {res['n_parameters'] / 1e6:.2f}M parameters ({res['block_parameters'] / 1e6:.2f}M "
+        f"in blocks), {res['train_tokens']} tokens in {res['sft_seconds']:.0f}s; loss "
+        f"{res['train_loss_first']:.2f} -> {res['train_loss_last']:.2f}, held-out {res['eval_loss']}")
+    return res
+
+
+def goal_prompt_cut(traces: Path, args: argparse.Namespace, agent_dir: Path) -> float:
+    """Share of goal-demonstration examples whose goal line the max_length cut removes."""
+    from agents.model import load_agent
+    from agents.sft import build_examples
+    from agents.tokens import encode
+    from agents.traces import read_episodes
+
+    tok, _, _ = load_agent(agent_dir, device="cpu")
+    eps = [e for e in read_episodes(traces) if e.goal and e.persona < 0]
+    eps = eps[:: max(1, len(eps) // 60)]  # a spread over every catalog
+    exs = build_examples(eps, persona="none", max_obs_chars=args.max_obs_chars)
+    if not exs:
+        return 0.0
+    cut = 0
+    for ex in exs:
+        enc = encode(tok, ex.prompt, ex.completion, max_length=args.max_length)
+        cut += "goal:" not in tok.decode(enc.input_ids)
+    return cut / len(exs)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pols = list(result["goal"]["policies"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colors = {"oracle": "#888", "random": "#bbb", "persona_agent": "#2a7",
+              "no_persona_8x": "#c63"}
+    for ax, metric in zip(axes[:2], ("success", "reward")):
+        vals = [result["goal"]["policies"][p]["all"][metric] for p in pols]
+        v = [x["value"] or 0.0 for x in vals]
+        err = [[max(0.0, a - (x["lo"] or 0.0)) for a, x in zip(v, vals)],
+               [max(0.0, (x["hi"] or 0.0) - a) for a, x in zip(v, vals)]]
+        ax.bar(pols, v, yerr=err, capsize=4, color=[colors.get(p, "#58b") for p in pols])
+        for i, a in enumerate(v):
+            ax.text(i, a + 0.02, f"{a:.2f}", ha="center", fontsize=9)
+        ax.set_ylim(0, 1.1)
+        ax.set_title(f"goal {metric} ({result['goal']['n_tasks']} tasks x "
+                     f"{len(result['goal']['catalogs'])} catalogs, 95% bootstrap)")
+        ax.tick_params(axis="x", labelrotation=15)
+    ax = axes[2]
+    names = list(result["agents"])
+    ax.axis("off")
+    rows = [[n, f"{a['n_parameters'] / 1e6:.2f}M", f"{a['block_parameters'] / 1e6:.2f}M",
+             f"{a['train_tokens'] / 1e6:.2f}M", f"{a['sft_seconds']:.0f}s",
+             f"{a['train_loss_last']:.2f}"] for n, a in ((n, result["agents"][n]) for n in names)]
+    tab = ax.table(cellText=rows, colLabels=["agent", "params", "block params", "train tokens",
+                                             "SFT time", "last loss"], loc="center")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(9)
+    tab.scale(1, 1.8)
+    ax.set_title(f"same data, {result['settings']['sft_steps']} optimizer steps each")
+    fig.suptitle("goal benchmark: persona-token small agent vs ~8x no-persona model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--traces", default="runs/demo/traces/traces.jsonl",
+                    help="real replayed traces (the demo's; generated data when missing)")
+    ap.add_argument("--catalogs", default="builtin,flipkart,amazon",
+                    help="catalogs of the demonstrations and of the benchmark")
+    ap.add_argument("--demos", type=int, default=200, help="goal demonstrations per catalog")
+    ap.add_argument("--sft-steps", type=int, default=250, help="optimizer steps of each SFT "
+                    "(the demo's)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (the demo's)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-obs-chars", type=int, default=800,
+                    help="page text in the prompt (the search page's first results start "
+                         "after ~450-720 characters of header)")
+    ap.add_argument("--max-length", type=int, default=512, help="longest example in tokens")
+    ap.add_argument("--n-tasks", type=int, default=8, help="goal tasks per catalog")
+    ap.add_argument("--max-steps", type=int, default=30, help="step limit of a goal task")
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="LLM policies' sampling temperature (0: greedy)")
+    ap.add_argument("--eval-batch", type=int, default=8, help="envs per batched LLM step")
+    ap.add_argument("--bench-seed", type=int, default=0, help="seed of the goal benchmark")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the demos and the SFT")
+    ap.add_argument("--eval-fraction", type=float, default=0.01,
+                    help="episodes held out for the SFT eval loss (kept small: it is scored "
+                         "before and after training)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1: on a shared 2-core machine two threads ran "
+                         "several times slower)")
+    ap.add_argument("--out", default="runs/bench/goal_scaling")
+    args = ap.parse_args(argv)
+    args.catalogs = [c.strip() for c in args.catalogs.split(",") if c.strip()]
+
+    import torch
+
+    from simpersona_env.evaluation.goal import goal_benchmark
+
+    torch.set_num_threads(max(1, args.threads))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+
+    traces, data = build_traces(args, out)
+    times["traces"] = round(time.perf_counter() - t0, 1)
+    agents = {}
+    for name, (size, persona) in AGENTS.items():
+        t = time.perf_counter()
+        agents[name] = train(name, size, persona, traces, data["n_personas"], args, out)
+        times[f"sft_{name}"] = round(time.perf_counter() - t, 1)
+    data["goal_line_cut_share"] = goal_prompt_cut(traces, args, out / "persona_agent")
+    ratio = agents["no_persona_8x"]["block_parameters"] / agents["persona_agent"]["block_parameters"]
+    say(f"block parameters large/small: {ratio:.2f}x; goal line cut from "
+        f"{data['goal_line_cut_share']:.1%} of demonstration prompts")
+
+    llm = {"_target_": "agents.policies.llm.LLMPolicy", "temperature": args.temperature,
+           "seed": args.seed}
+    policies = {
+        "oracle": {"_target_": "simpersona_env.env.oracle:ShopOracle"},
+        "random": {"_target_": "agents.policies.random.RandomPolicy", "seed": args.seed},
+        "persona_agent": {**llm, "checkpoint": str(out / "persona_agent")},
+        "no_persona_8x": {**llm, "checkpoint": str(out / "no_persona_8x"),
+                          "persona_mode": "none"},
+    }
+    t = time.perf_counter()
+    say(f"goal benchmark: {len(policies)} policies x {args.n_tasks} tasks x "
+        f"{len(args.catalogs)} catalogs")
+    goal = goal_benchmark(policies, out_dir=out / "goal", catalogs=args.catalogs,
+                          n_tasks=args.n_tasks, seed=args.bench_seed, max_steps=args.max_steps,
+                          batch_size=args.eval_batch, progress=True)
+    times["goal_benchmark"] = round(time.perf_counter() - t, 1)
+    times["total"] = round(time.perf_counter() - t0, 1)
+
+    succ = {p: goal["policies"][p]["all"]["success"] for p in policies}
+    target_met = (succ["persona_agent"]["value"] or 0) >= (succ["no_persona_8x"]["value"] or 0)
+    result = {"settings": {k: v for k, v in vars(args).items()}, "data": data,
+              "agents": agents, "block_parameter_ratio": round(ratio, 2), "goal": goal,
+              "target": {"persona_success_ge_8x_no_persona": target_met,
+                         "persona_agent": succ["persona_agent"],
+                         "no_persona_8x": succ["no_persona_8x"]},
+              "seconds": times, "torch_threads": torch.get_num_threads(),
+              "load_average": os.getloadavg()}
+    (out / "goal_scaling.json").write_text(json.dumps(result, indent=2))
+    plot(result, out / "goal_scaling.png")
+    for p in policies:
+        s, r = goal["policies"][p]["all"]["success"], goal["policies"][p]["all"]["reward"]
+        per = ", ".join(f"{c} {goal['policies'][p][c]['success']['value']:.2f}"
+                        for c in goal["catalogs"])
+        say(f"{p:>14}: success {s['value']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}], reward "
+            f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({per})")
+    say(f"target (persona agent >= 8x no-persona): {'met' if target_met else 'not met'}; "
+        f"{times['total'] / 60:.1f} min; {out / 'goal_scaling.json'}, {out / 'goal_scaling.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
