@@ -365,7 +365,8 @@ def write_buyers(df: pl.DataFrame | pl.LazyFrame, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / BUYERS_FILE
-    lf.select(list(buyer_schema())).sink_parquet(path, engine="streaming")
+    # lz4, as the events: zstd halves the file but costs ~1.8x the CPU time (measured)
+    lf.select(list(buyer_schema())).sink_parquet(path, compression="lz4", engine="streaming")
     written = pl.scan_parquet(path)
     summary = written.select(pl.len().alias("rows"), pl.col("seq_len").max().alias("seq_max"),
                              pl.col("merchant_id").n_unique().alias("merchants")).collect()
