@@ -603,17 +603,14 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
         with open(path, "rb") as fh:
             for _ in range(info.header_lines):
                 fh.readline()
-            tail = b""
             while True:
-                block = fh.read(chunk_bytes)
-                buf = tail + block
-                if not buf:
+                data = fh.read(chunk_bytes)
+                if not data:
                     break
-                cut = len(buf) if not block else buf.rfind(b"\n") + 1
-                if cut == 0:
-                    tail = buf
-                    continue
-                data, tail = buf[:cut], buf[cut:]
+                if not data.endswith(b"\n"):
+                    # finish the chunk's last line (one copy of the chunk, not a cut and
+                    # a carried tail: two)
+                    data += fh.readline()
                 if quote and quote in data:
                     raise _NeedsQuotedPass
                 # byte counts with numpy into one reused buffer (~2x bytes.count)
@@ -644,7 +641,7 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
                         == n_lines * (n_cols - 1):
                     try:
                         df = parse(ragged=False)
-                    except pl.exceptions.ComputeError as exc:
+                    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
                         if is_utf8_error(exc):
                             raise
                         df = None  # a ragged line: the careful pass below finds it
@@ -670,14 +667,15 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
 
 
 def _parse_chunk(raw: bytes, names: list[str], s: SourceMapping, ragged: bool) -> pl.DataFrame:
-    """One CSV chunk as text columns; ``ragged=False`` raises on a line with extra fields."""
+    """One CSV chunk as text columns; ``ragged=False`` raises on a line with extra fields,
+    ``ragged=True`` cuts them (also when the chunk's first line has them)."""
     import polars as pl
 
     return pl.read_csv(raw, has_header=False, new_columns=names,
                        schema={n: pl.String for n in names}, separator=s.separator,
                        quote_char=s.quote_char, truncate_ragged_lines=ragged,
                        empty_string_is_null=False, missing_columns="insert",
-                       raise_if_empty=False)
+                       extra_columns="ignore" if ragged else "raise", raise_if_empty=False)
 
 
 def _chunk_shapes(data: bytes, sep: int, n_cols: int) -> Any:
