@@ -169,11 +169,15 @@ def _build(events: pl.DataFrame | pl.LazyFrame, *, max_len: int, heldout_fractio
     gap_us = (pl.col("ts") - pl.col("ts").shift(1)).dt.total_microseconds()
     n_edges = len(GAP_BUCKETS_S)
     # token = 1 + index of the first edge the gap is below == 1 + #{finite edges <= gap}
-    gap_tok = pl.sum_horizontal([(gap_us >= int(e * 1_000_000)).cast(pl.UInt8)
-                                 for e in GAP_BUCKETS_S if math.isfinite(e)]) + 1
+    # (one binary search per row over the sorted edges; a null gap counts no edge)
+    edges = pl.Series(sorted(int(e * 1_000_000) for e in GAP_BUCKETS_S if math.isfinite(e)),
+                      dtype=pl.Int64)
+    gap_tok = pl.lit(edges).search_sorted(gap_us.fill_null(edges.min() - 1), side="right") + 1
     price_lvl = (1 + sum((pl.col("price") > pl.col(f"_q{i}")).cast(pl.UInt8) for i in range(4)))
     cat = pl.col("category")
     event_codes = {e: i + 1 for i, e in enumerate(EVENT_TYPES)}
+    angle = pl.int_range(24, dtype=pl.Int64).cast(pl.Float64) * (2 * math.pi / 24)
+    hour_sin, hour_cos = (pl.select(angle.sin()).to_series(), pl.select(angle.cos()).to_series())
 
     ev = (df.join(ctx, on="merchant_id", how="left", maintain_order="left")
           .with_columns(
@@ -187,8 +191,7 @@ def _build(events: pl.DataFrame | pl.LazyFrame, *, max_len: int, heldout_fractio
                                    & pl.col("_q0").is_not_null())
               .then(price_lvl.cast(pl.UInt8)).otherwise(None),
               # hour of day from the epoch (UTC): integer maths, no time-zone machinery
-              _hour=((pl.col("ts").dt.epoch("us") // 3_600_000_000) % 24).cast(pl.Float64)
-              * (2 * math.pi / 24),
+              _hour=((pl.col("ts").dt.epoch("us") // 3_600_000_000) % 24),
           )
           .with_columns(
               _g=pl.col("_new_buyer").cum_sum().cast(pl.UInt32).set_sorted(),
@@ -208,8 +211,9 @@ def _build(events: pl.DataFrame | pl.LazyFrame, *, max_len: int, heldout_fractio
         .then(pl.col("price")),
         _vl=pl.when(pl.col("tok_event") == event_codes["product_view"])
         .then(pl.col("_price_level")),
-        _hs=pl.col("_hour").sin(),
-        _hc=pl.col("_hour").cos(),
+        # sin and cos of the 24 hours once (the same Polars kernels), gathered per row
+        _hs=pl.lit(hour_sin).gather(pl.col("_hour")),
+        _hc=pl.lit(hour_cos).gather(pl.col("_hour")),
     )
     tok_cols = [token_column(c) for c in TOKEN_CHANNELS]
     # Float aggregates (and string ones) in Polars, exactly as before; integer counts of
