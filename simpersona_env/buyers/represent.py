@@ -5,8 +5,10 @@ Each row holds the buyer's last ``max_len`` events as integer tokens on the chan
 :data:`~simpersona_env.buyers.spec.FEATURE_NAMES`, plus the outcome labels and the
 deterministic train / held-out split. docs/buyers.md documents every field.
 
-The whole computation is one Polars query over the event log (a sort, a few vectorised
-columns, two group-bys), so it runs at millions of events per second on one core.
+The whole computation is a few vectorised passes over the event log (a sort, per-event
+token columns, one group-by for the token lists and the float and distinct-count features,
+and numpy reductions over each buyer's contiguous rows for the integer counts), so it runs
+at millions of events per second on one core.
 
 Example:
     >>> import polars as pl

@@ -7,9 +7,10 @@ not empty marks a bad value. Each row gets the code of the first thing wrong wit
 source line number and the raw line. Nothing is dropped silently.
 
 Column counts need the raw bytes (Polars' CSV reader pads short lines without saying so):
-a CSV without quotes is read in byte chunks whose separators and newlines numpy counts
-(:func:`csv_chunks`); a quoted CSV gets a line pass with quoted text removed, or a
-record pass with the csv module when quoted fields span lines.
+a CSV without quotes is read in byte chunks (:func:`csv_chunks`); a chunk whose separator
+total fits its line count and that parses with ragged lines refused is whole, any other
+chunk gets its separators counted line by line (numpy); a quoted CSV gets a line pass with
+quoted text removed, or a record pass with the csv module when quoted fields span lines.
 """
 
 from __future__ import annotations
@@ -574,10 +575,11 @@ def canonicalize(lf: pl.LazyFrame, s: SourceMapping, file_index: int) -> pl.Lazy
 
 def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 64 << 20
                ) -> Iterator[pl.LazyFrame] | None:
-    """Read a CSV in byte chunks cut at line ends, each parsed eagerly, for bounded memory.
+    """Read a CSV in byte chunks ending at line ends, each parsed eagerly, for bounded memory.
 
-    Each chunk is read once: its bytes give the per-line field counts (numpy) and the
-    parsed rows (Polars' CSV reader on the buffer). Lines that are not UTF-8 are decoded as
+    Each chunk is read once: its bytes give the line and separator counts (numpy) and the
+    parsed rows (Polars' CSV reader on the buffer); only a chunk with a ragged or blank
+    line gets the per-line field counts (:func:`_chunk_shapes`). Lines that are not UTF-8 are decoded as
     latin-1 (reported). Returns None when the file cannot be cut at line ends safely (it
     holds the quote character, so a quoted field may span lines): use :func:`scan_source`.
     """
