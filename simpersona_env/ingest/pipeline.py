@@ -76,6 +76,9 @@ Progress = Callable[[str, int, int], None]
 # with 32 MiB, ~0.9x with 64 MiB; the time is about the same: bench/bench_ingest.py)
 _UNIT_BYTES = 32 << 20
 _STAGE_ROWS_PER_FILE = 200_000
+# a unit with more merchants writes them with one partitioned sink (a write per merchant
+# is ~15% cheaper for a few merchants, ~40% dearer for a thousand)
+_MERCHANTS_PER_LOOP = 64
 _STAGE_BYTES_PER_FILE = 16 << 20
 #: Columns stage 3 reads (build_buyers' needs).
 _BUYER_COLUMNS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "category", "price")
@@ -471,39 +474,75 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     sizes = (df.select((pl.col("_key") // top).alias("_m"))
              .group_by("_m").len().sort("_m"))
     df = df.select(CANONICAL_COLUMNS)
-    offset = 0
+    if len(merchants) <= _MERCHANTS_PER_LOOP:
+        offset = 0
+        for r, n in sizes.iter_rows():
+            merchant = merchants[r]
+            folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
+            folder.mkdir(parents=True, exist_ok=True)
+            df.slice(offset, n).write_parquet(folder / f"part-{unit:05d}.parquet",
+                                              compression="lz4", statistics=False)
+            offset += n
+            counts["merchants"][merchant] = n
+        return counts
     for r, n in sizes.iter_rows():
-        merchant = merchants[r]
-        part = df.slice(offset, n)
-        offset += n
-        folder = Path(out) / "events" / f"merchant_id={_quote(merchant)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        part.write_parquet(folder / f"part-{unit:05d}.parquet", compression="lz4",
-                           statistics=False)
-        counts["merchants"][merchant] = part.height
+        counts["merchants"][merchants[r]] = n
+
+    def path(args: Any) -> str:
+        # one file per merchant and unit (no size limit below, so never a second part)
+        assert args.index_in_partition == 0
+        return f"merchant_id={_quote(args.partition_keys[0, 0])}/part-{unit:05d}.parquet"
+
+    # Why one partitioned sink for many merchants: a log of thousands (Tmall's sellers) is
+    # then one call, not thousands (~40% less time); rows keep their order in each file
+    df.lazy().sink_parquet(
+        pl.PartitionBy(Path(out) / "events", key="merchant_id", include_key=True,
+                       file_path_provider=path, max_rows_per_file=None,
+                       approximate_bytes_per_file=None),
+        mkdir=True, compression="lz4", statistics=False, engine="streaming")
     return counts
 
 
 # ----------------------------------------------------------------------------- stage 3
 
+#: Events read at once by :func:`_merchant_context` (price and time: 16 bytes each).
+_CONTEXT_ROWS = 4_000_000
+
+
 def _merchant_context(out: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
-    """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output, one
-    merchant at a time (its own folder, two columns), so that memory is bounded by the
-    largest merchant rather than the log."""
+    """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output.
+
+    Merchants are taken in batches of up to ``_CONTEXT_ROWS`` events (a merchant larger
+    than that alone), one Polars query per batch: memory is bounded by the batch or the
+    largest merchant rather than the log, and a log of thousands of small merchants (Tmall's
+    sellers) is a few queries, not one per merchant.
+    """
     import polars as pl
 
     from simpersona_env.buyers.represent import merchant_context
 
-    merchants = sorted({m for r in s2 for m in r["merchants"]})
-    parts = []
-    for m in merchants:
-        files = sorted((out / "events" / f"merchant_id={_quote(m)}").glob("*.parquet"))
-        events = (pl.scan_parquet(files, hive_partitioning=False).select("price", "ts")
-                  .with_columns(merchant_id=pl.lit(m, pl.String)))
-        parts.append(merchant_context(events).collect())
-    if not parts:
+    sizes: dict[str, int] = {}
+    for r in s2:
+        for m, n in r["merchants"].items():
+            sizes[m] = sizes.get(m, 0) + n
+    if not sizes:
         return merchant_context(read_events(out)).collect()
-    return pl.concat(parts)
+    batches: list[list[str]] = [[]]
+    rows = 0
+    for m in sorted(sizes):
+        if batches[-1] and rows + sizes[m] > _CONTEXT_ROWS:
+            batches.append([])
+            rows = 0
+        batches[-1].append(m)
+        rows += sizes[m]
+    parts = []
+    for batch in batches:
+        files = [f for m in batch
+                 for f in sorted((out / "events" / f"merchant_id={_quote(m)}").glob("*.parquet"))]
+        events = pl.scan_parquet(files, hive_partitioning=False).select("merchant_id", "price",
+                                                                         "ts")
+        parts.append(merchant_context(events).collect())
+    return pl.concat(parts).sort("merchant_id")
 
 
 def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: int,
