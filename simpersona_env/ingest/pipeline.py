@@ -12,8 +12,8 @@ run the very same code and write the very same bytes:
    sessionize rows without a session id by the inactivity gap, write
    ``events/merchant_id=<m>/part-<unit>.parquet`` (each merchant a slice of the unit);
 3. per unit: buyer representations (with each merchant's price edges and log end computed
-   once over the whole log, one merchant at a time) and per-buyer funnel flags for the
-   merchant statistics.
+   once over the whole log, merchants batched up to ~1M events per query) and per-buyer
+   funnel flags for the merchant statistics.
 
 Speed and memory are measured by ``bench/bench_ingest.py`` (docs/mapping.md).
 
@@ -505,15 +505,16 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
 
 # ----------------------------------------------------------------------------- stage 3
 
-#: Events read at once by :func:`_merchant_context` (price and time: 16 bytes each).
-_CONTEXT_ROWS = 4_000_000
+#: Events read at once by :func:`_merchant_context` (price and time: 16 bytes each; the
+#: quantiles copy them a few times, so ~0.1 GB at the peak).
+_CONTEXT_ROWS = 1_000_000
 
 
 def _merchant_context(out: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
     """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output.
 
     Merchants are taken in batches of up to ``_CONTEXT_ROWS`` events (a merchant larger
-    than that alone), one Polars query per batch: memory is bounded by the batch or the
+    than that alone, as before), one Polars query per batch: memory is bounded by the batch or the
     largest merchant rather than the log, and a log of thousands of small merchants (Tmall's
     sellers) is a few queries, not one per merchant.
     """
@@ -539,8 +540,12 @@ def _merchant_context(out: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
     for batch in batches:
         files = [f for m in batch
                  for f in sorted((out / "events" / f"merchant_id={_quote(m)}").glob("*.parquet"))]
-        events = pl.scan_parquet(files, hive_partitioning=False).select("merchant_id", "price",
-                                                                         "ts")
+        events = pl.scan_parquet(files, hive_partitioning=False)
+        if len(batch) == 1:  # a large merchant: two columns, its id a literal
+            events = events.select("price", "ts").with_columns(
+                merchant_id=pl.lit(batch[0], pl.String))
+        else:  # one scan of all the batch's files (not one per merchant)
+            events = events.select("merchant_id", "price", "ts")
         parts.append(merchant_context(events).collect())
     return pl.concat(parts).sort("merchant_id")
 
