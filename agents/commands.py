@@ -60,6 +60,7 @@ def train(cfg: DictConfig) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from agents.model import AgentMeta, build_agent, save_agent
+    from agents.policies.base import action_form
     from agents.sft import build_examples, plot_losses, split_episodes, train_sft, write_metrics
     from agents.traces import read_episodes
 
@@ -105,7 +106,8 @@ def train(cfg: DictConfig) -> int:
     result = train_sft(tokenizer, model, train_ex, eval_ex, c.sft, out)
     meta = AgentMeta(n_personas=k, persona_mode=c.sft.persona, n_history=c.sft.n_history,
                      max_obs_chars=c.sft.max_obs_chars, max_length=c.sft.max_length,
-                     base_model=c.agent.model, descriptions={str(a): b for a, b in descriptions.items()})
+                     base_model=c.agent.model, descriptions={str(a): b for a, b in descriptions.items()},
+                     action_forms=sorted({action_form(s.action) for ep in train_eps for s in ep.steps}))
     save_agent(out, model, tokenizer, meta)
     write_metrics(result, out / "metrics.json",
                   {"config": {"traces": c.traces, "agent": asdict(c.agent), "sft": asdict(c.sft)},

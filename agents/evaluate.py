@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.policies.base import candidate_actions
 from agents.traces import Episode
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
             obs = [{**s.observation, "persona": s.observation.get("persona", ep.persona)}
                    for ep, s, _ in chunk]
             prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
-            cands = [[a for a in candidate_actions(o) if sl.history or a != "back"]
-                     for o, sl in zip(obs, slots)]
+            cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
             scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
             for (ep, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
                 action = policy._choose(p, o, c, sc, sl)
@@ -111,7 +109,7 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
     total = torch.zeros(n_types, n_types, dtype=torch.float64)
     for ep, step, hist in items:
         obs = dict(step.observation)
-        cands = [a for a in candidate_actions(obs) if hist or a != "back"]
+        cands = policy.candidates(obs, bool(hist))
         prompts = [policy._prompt({**obs, "persona": k}, _Slot(k, ep.goal, hist))
                    for k in range(n_types)]
         scores = torch.tensor(policy.score(prompts, [cands] * n_types,

@@ -79,6 +79,9 @@ class AgentMeta:
     max_length: int = 1024
     base_model: str = BUILTIN
     descriptions: dict[str, str] = dataclasses.field(default_factory=dict)  # for "text" mode
+    # the action forms of the training traces (agents.policies.base.action_form); the policy
+    # offers only these when the page has any (empty: every action the page offers)
+    action_forms: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def read(cls, folder: str | Path) -> AgentMeta:

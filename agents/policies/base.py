@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ __all__ = [
     "TEXT_SLOT",
     "BatchPolicy",
     "Policy",
+    "action_form",
     "candidate_actions",
     "fill",
     "is_template",
@@ -68,6 +70,35 @@ def candidate_actions(observation: Mapping[str, Any]) -> list[str]:
     from simpersona_env.env.actions import valid_actions
 
     return valid_actions(observation)
+
+
+# ids whose tail names one item of many (docs/storefront.md): the form keeps the prefix only
+_ITEM_PREFIXES = ("nav-collection-", "collection-", "product-", "cart-qty-", "cart-update-",
+                  "cart-remove-", "cart-item-", "option-", "store-")
+
+
+def action_form(action: str) -> str:
+    """The form of an action: its verb and the kind of element, without item ids or text.
+
+    ``click[product-123]`` -> ``click[product-*]``, ``search[red mug]`` -> ``search[*]``,
+    ``type[field-email][a@b.c]`` -> ``type[field-email]``, ``stop`` -> ``stop``. Ids of one
+    item among many (products, collections, cart lines; docs/storefront.md) keep their prefix;
+    on other sites, runs of digits become ``#``.
+
+    Example:
+        >>> [action_form(a) for a in ["click[product-123]", "search[mug]", "back"]]
+        ['click[product-*]', 'search[*]', 'back']
+    """
+    if "[" not in action:
+        return action.strip()
+    verb, rest = action.split("[", 1)
+    if verb == "search":
+        return "search[*]"
+    eid = rest.split("]", 1)[0]
+    for prefix in _ITEM_PREFIXES:
+        if eid.startswith(prefix):
+            return f"{verb}[{prefix}*]"
+    return f"{verb}[{re.sub(r'[0-9]+', '#', eid)}]"
 
 
 def is_template(action: str) -> bool:

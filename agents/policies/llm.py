@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.policies.base import (
+    action_form,
     candidate_actions,
     fill,
     is_template,
@@ -104,6 +105,13 @@ class LLMPolicy:
             same generator the traces were replayed with), as a browser's autofill does: the
             model still chooses to type into a field, the text is not generated. Off, the
             model writes it (a small model rarely writes a valid e-mail address).
+        action_support: ``trained`` (default): offer only the actions whose form
+            (:func:`~agents.policies.base.action_form`, e.g. ``click[product-*]``) occurs in
+            the training traces (the checkpoint's ``action_forms``), when the page has any;
+            ``all``: every action the page offers. The env offers forms the traces never use
+            (typing into the search box instead of ``search[...]``, a quantity): the model's
+            probability for them is unfounded, and masked decoding would hand a branch it
+            barely opens all of that branch's mass.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -111,7 +119,8 @@ class LLMPolicy:
                  n_personas: int | None = None, temperature: float = 1.0, seed: int = 0,
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
-                 max_prompts: int = 8, decoding: str = "masked", autofill: bool = True):
+                 max_prompts: int = 8, decoding: str = "masked", autofill: bool = True,
+                 action_support: str = "trained"):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -129,6 +138,10 @@ class LLMPolicy:
         if decoding not in ("masked", "joint"):
             raise ConfigError(f"policy.decoding={decoding!r}: choose masked or joint")
         self.decoding = decoding
+        if action_support not in ("trained", "all"):
+            raise ConfigError(f"policy.action_support={action_support!r}: choose trained or all")
+        self.support = (frozenset(meta.action_forms) if action_support == "trained"
+                        else frozenset())
         self.autofill = autofill
         self.seed = int(seed)
         self._episodes = 0  # episodes started: each gets its own profile
@@ -184,9 +197,7 @@ class LLMPolicy:
         prompts = [self._prompt(obs, slot) for obs, slot in zip(observations, self.slots)]
         for obs, slot in zip(observations, self.slots):
             slot.observe(str(obs.get("url", "")))
-        # `back` only where there is a page to go back to
-        cands = [[a for a in candidate_actions(obs) if slot.depth > 0 or a != "back"]
-                 for obs, slot in zip(observations, self.slots)]
+        cands = [self.candidates(obs, slot.depth > 0) for obs, slot in zip(observations, self.slots)]
         scores = self.score(prompts, cands, masked=self.decoding == "masked")
         actions = []
         self.last_choices = []
@@ -196,6 +207,15 @@ class LLMPolicy:
             actions.append(action)
             self.last_choices.append(Choice(action, cands[i], scores[i]))
         return actions
+
+    def candidates(self, observation: Mapping[str, Any], can_go_back: bool) -> list[str]:
+        """The actions the policy chooses among on this page (see ``action_support``)."""
+        # `back` only where there is a page to go back to
+        cands = [a for a in candidate_actions(observation) if can_go_back or a != "back"]
+        if self.support:
+            known = [a for a in cands if action_form(a) in self.support]
+            cands = known or cands  # a page with no trained form: everything it offers
+        return cands
 
     # -- internals -----------------------------------------------------------------------
     def _prompt(self, obs: Mapping[str, Any], slot: _Slot) -> list[int]:

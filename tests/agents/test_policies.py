@@ -205,3 +205,31 @@ def test_policy_configs_instantiate(trained_agent, tmp_path):
                               values.get(name, {}))
         policy = instantiate(cfg)
         assert isinstance(policy, Policy), name
+
+
+def test_action_forms_and_trained_support(fresh):
+    from agents.policies.base import action_form
+
+    assert [action_form(a) for a in ["click[product-42]", "click[collection-tv-audio]",
+                                     "type[field-email][a@b.c]", "search[red mug]", "stop",
+                                     "click[row-17]", "click[nav-collection-kids]"]] == [
+        "click[product-*]", "click[collection-*]", "type[field-email]", "search[*]", "stop",
+        "click[row-#]", "click[nav-collection-*]"]
+    tok, model = fresh
+    obs = product_obs(1, "cap-green")
+    offered = candidate_actions(obs)
+    assert "type[quantity][<text>]" in offered
+    meta = AgentMeta(n_personas=3, action_forms=["click[add-to-cart]", "click[nav-home]", "stop"])
+    policy = LLMPolicy(model=model, tokenizer=tok, meta=meta, seed=0)
+    assert policy.candidates(obs, False) == ["click[nav-home]", "click[add-to-cart]", "stop"]
+    policy.reset(1, "")
+    assert all(policy.act(obs) in {"click[nav-home]", "click[add-to-cart]", "stop"}
+               for _ in range(10))
+    # a page with no trained form offers everything; `all` never restricts
+    cart_only = LLMPolicy(model=model, tokenizer=tok,
+                          meta=AgentMeta(n_personas=3, action_forms=["click[add-to-cart]"]))
+    assert cart_only.candidates(home_obs(1), True) == candidate_actions(home_obs(1))
+    free = LLMPolicy(model=model, tokenizer=tok, meta=meta, action_support="all")
+    assert free.candidates(obs, True) == offered
+    with pytest.raises(ConfigError, match="action_support"):
+        LLMPolicy(model=model, tokenizer=tok, meta=meta, action_support="some")
