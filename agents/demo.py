@@ -1,8 +1,9 @@
 """``simpersona demo``: the main job end to end, on the real data when it is there.
 
 ingest -> buyer types (VQ-VAE on the training merchants) -> traces (real sessions replayed in
-the storefront) -> SFT of the default small agent (with the persona token, without it, and
-with a text description of the type) -> population simulation on the held-out merchants ->
+the storefront) -> SFT of the default small agent (with the persona token and without it;
+``prompt_persona=true`` adds the variant with a text description of the type) -> population
+simulation on the held-out merchants ->
 evaluation against their real buyers -> report; then one persona-agent episode in a real
 Chromium to show the browser backend.
 
@@ -15,6 +16,7 @@ them).
 Example:
     $ simpersona demo                      # REES46 from $SIMPERSONA_DATA_DIR, else generated data
     $ simpersona demo data=synthetic n_buyers=60
+    $ simpersona demo sft_steps=1000 prompt_persona=true  # ~1 epoch: the types steer the agent
 """
 
 from __future__ import annotations
@@ -44,15 +46,19 @@ class DemoConfig:
     trace_sessions: int = field(0, help="real sessions of the training merchants replayed "
                                 "as agent-training traces (0: all; purchases are rare, so "
                                 "every session counts)")
-    sft_steps: int = field(250, help="optimizer steps of each agent's SFT")
-    sft_learning_rate: float = field(2e-3, help="peak learning rate of each agent's SFT")
+    sft_steps: int = field(400, help="optimizer steps of each agent's SFT (400 x 16 examples: "
+                           "~0.4 epoch of the REES46 sample's traces; the buyer types start to "
+                           "steer the agent near one epoch, `sft_steps=1000` for ~2x the time)")
+    sft_batch_size: int = field(16, help="examples per SFT step")
+    sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
                                "top of the page: header, title, price, the first listings)")
     max_steps: int = field(30, help="step limit of a simulated buyer's episode (a purchase "
                            "takes ~10 steps from a product page: cart, checkout, 6 fields, "
                            "order)")
-    prompt_persona: bool = field(True, help="also train and evaluate the prompt-persona "
-                                 "baseline (type described in words instead of a token)")
+    prompt_persona: bool = field(False, help="also train and evaluate the prompt-persona "
+                                 "baseline (type described in words instead of a token; a "
+                                 "third SFT and simulation, ~+4 min)")
     n_buyers: int = field(80, help="simulated buyers per held-out merchant and policy")
     goal_tasks: int = field(8, help="goal tasks per catalog in the goal benchmark")
     browser_episode: bool = field(True, help="finish with one persona-agent episode in Chromium")
@@ -173,7 +179,7 @@ def run(cfg: Any) -> int:
     # 4. SFT: the persona-token agent and its baselines, the same model and data
     sft = [f"traces={traces_dir / 'traces.jsonl'}", f"n_personas={cfg.k}",
            f"sft.max_steps={cfg.sft_steps}", f"sft.seed={cfg.seed}",
-           f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.max_obs_chars={cfg.max_obs_chars}",
+           f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.batch_size={cfg.sft_batch_size}", f"sft.max_obs_chars={cfg.max_obs_chars}",
            "sft.max_length=384", "sft.eval_fraction=0.05", "quality_steps=100"]
     variants = {"agent": "token", "agent-nopersona": "none"}
     if cfg.prompt_persona:
