@@ -41,7 +41,8 @@ class GoalDemosConfig:
                            "its data is skipped, and coverage.json says so)")
     query: str = field("instruction", help="how the demonstrator finds the product: "
                        "instruction (searches words of the instruction, clicks the first "
-                       "listed product that meets the goal) or title (the task oracle: "
+                       "listed product that meets the goal), type (searches only the "
+                       "instruction's product type, same click) or title (the task oracle: "
                        "searches the product title, which the instruction does not show)")
     max_words: int = field(10, help="longest search, in words, for query=instruction")
     max_steps: int = field(30, help="step limit of a demonstration (the goal benchmark's)")
@@ -55,7 +56,8 @@ class GoalDemosConfig:
     exclude_benchmark_goals: bool = field(True, help="also skip a task whose instruction "
                                           "equals one of the excluded benchmark tasks'")
     file: str = field("", help="empty: append to traces.jsonl; else a second JSONL in out_dir "
-                      "(e.g. goal_demos.jsonl) to give `agent train` on its own")
+                      "(e.g. goal_demos.jsonl; `agent train` reads one file: concatenate "
+                      "them, or train on the demonstrations alone)")
     data_dir: str = field("", help="data folder with catalogs/ (empty: $SIMPERSONA_DATA_DIR)")
 
 

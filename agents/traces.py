@@ -176,9 +176,10 @@ def record_episode(env: Any, policy: Any, *, persona: int = -1, goal: str | None
 GOAL_DEMO_STREAM = 0x60A1_DE30
 
 #: How a demonstration finds the product: ``instruction`` searches words of the instruction,
-#: ``title`` searches the product's title (the scripted oracle as it is; the title is not in
-#: the instruction, so an agent cannot copy it).
-GOAL_DEMO_QUERIES = ("instruction", "title")
+#: ``type`` only its product type (a shorter copy; fewer first results meet the goal),
+#: ``title`` the product's title (the scripted oracle as it is; the title is not in the
+#: instruction, so an agent cannot copy it).
+GOAL_DEMO_QUERIES = ("instruction", "type", "title")
 
 
 def benchmark_task_seeds(n_tasks: int, seeds: Iterable[int] = (0,)) -> set[int]:
@@ -231,9 +232,9 @@ class GoalDemonstrator(ShopOracle):
     """A scripted buyer for goal demonstrations: the task's oracle, made copyable.
 
     With ``query="instruction"`` it searches words of the instruction
-    (:func:`instruction_query`) and clicks the first listed product that meets the goal (the
-    catalog tells it which do; pages on with ``page-next``); it gives up (``stop``) when none
-    is listed. With ``query="title"`` it finds the product as
+    (:func:`instruction_query`; ``query="type"``: the instruction's product type) and clicks
+    the first listed product that meets the goal (the catalog tells it which do; pages on
+    with ``page-next``); it gives up (``stop``) when none is listed. With ``query="title"`` it finds the product as
     :class:`~simpersona_env.env.oracle.ShopOracle` does. Either way it picks the goal's
     options, carts the product, checks out and fills the form from the buyer profile
     :func:`agents.profile.checkout_details` (as the replay does), so demonstrations and
@@ -276,7 +277,10 @@ class GoalDemonstrator(ShopOracle):
             return super()._find(els)
         if not self.searched:
             self.searched = True
-            return f"search[{instruction_query(self.goal.instruction, self.max_words)}]"
+            text = (self.goal.product_type.lower() if self.query == "type"
+                    and self.goal.product_type else
+                    instruction_query(self.goal.instruction, self.max_words))
+            return f"search[{text}]"
         listed = [k[len("product-"):] for k in els if k.startswith("product-")]
         chosen = next((pid for pid in listed if self._meets(pid)), None)
         if chosen is not None:

@@ -89,13 +89,23 @@ def test_demos_replay_to_goal_success_without_persona(demos):
     env.close()
 
 
-def test_title_query_is_the_oracle_search(demos):
+def test_type_and_title_queries():
     env = _goal_env()
     obs, info = env.reset(seed=goal_demo_seed(0, "builtin", 0))
+    spec = info["goal_spec"]
     demo = GoalDemonstrator(env.unwrapped.catalog, "x", query="title")
-    demo.reset(-1, info["goal_spec"])
-    assert demo.act(obs) == f"search[{info['goal_spec']['product_title']}]"
+    demo.reset(-1, spec)
+    assert demo.act(obs) == f"search[{spec['product_title']}]"  # the oracle's search
+    demo = GoalDemonstrator(env.unwrapped.catalog, "x", query="type")
+    demo.reset(-1, spec)
+    action = demo.act(obs)
+    assert action == f"search[{spec['product_type'].lower()}]" and action[7:-1] in obs["goal"]
     env.close()
+    eps, report = goal_demonstrations(["builtin"], 2, query="type", benchmark_tasks=10,
+                                      progress=False)
+    assert report["catalogs"]["builtin"]["added"] == 2
+    assert all(any(s.action == "search[" + e.goal.split(" with ")[0][6:] + "]"
+                   for s in e.steps) for e in eps)
 
 
 def test_instruction_query():
