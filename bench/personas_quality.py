@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--planted-buyers", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="model/train overrides, e.g. "
-                    "model.w_outcomes=1.0 train.epochs=30")
+                    "model.w_outcomes=1.0 train.epochs=30 "
+                    "model.funnel_outcomes=has_purchase,has_cart")
     args = ap.parse_args(argv)
 
     import torch
@@ -54,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         group, name = key.split(".", 1)
         target = model_cfg if group == "model" else train_cfg
         typ = type(getattr(target, name))
+        parsed = (value.lower() in ("1", "true", "yes") if typ is bool
+                  else [v for v in value.split(",") if v] if typ is list else typ(value))
         if group == "model":
-            model_cfg = dataclasses.replace(model_cfg, **{name: typ(value)})
+            model_cfg = dataclasses.replace(model_cfg, **{name: parsed})
         else:
-            train_cfg = dataclasses.replace(train_cfg, **{name: typ(value)})
+            train_cfg = dataclasses.replace(train_cfg, **{name: parsed})
     t0 = time.perf_counter()
     seeds = tuple(int(s) for s in args.seeds.split(","))
     result = evaluate_personas(buyers, model_cfg, train_cfg, seeds=seeds,
@@ -67,27 +70,34 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    vq, km = result["vqvae"], result["kmeans"]
+    per_seed = result["per_seed"]
     print(f"data: {source}: {result['buyers']} buyers, {result['merchants']} merchants, k={args.k}")
-    print(f"{'':28}{'VQ-VAE':>10}{'k-means':>10}")
-    for label, a, b in [
-        ("Calinski-Harabasz (up)", vq["calinski_harabasz"], km["calinski_harabasz"]),
-        ("Davies-Bouldin (down)", vq["davies_bouldin"], km["davies_bouldin"]),
-        ("conv. rate spread (w.std)", vq["conversion_spread"]["weighted_std"],
-         km["conversion_spread"]["weighted_std"]),
-        ("conv. rate range", vq["conversion_spread"]["range"], km["conversion_spread"]["range"]),
-        ("MI(type; conversion) nats", vq["mi_conversion"]["mi_nats"],
-         km["mi_conversion"]["mi_nats"]),
-        ("MI(type; cart) nats", vq["mi_cart"]["mi_nats"], km["mi_cart"]["mi_nats"]),
-        ("perplexity", vq["perplexity"], km["perplexity"]),
-        ("stability ARI (2 seeds)", result["stability"]["vqvae"]["ari"],
-         result["stability"]["kmeans"]["ari"]),
-    ]:
-        print(f"{label:28}{a:>10.3f}{b:>10.3f}")
+    print(f"conversion rate {result['conversion_rate']:.3f}: MI(type; conversion) <= "
+          f"{result['conversion_entropy_nats']:.3f} nats, spread (w.std) <= "
+          f"{result['max_conversion_spread']:.3f}")
+    print(f"{'':28}" + "".join(f"{'VQ-VAE s' + str(p['seed']):>12}{'k-means s' + str(p['seed']):>12}"
+                               for p in per_seed))
+
+    def row(label: str, get) -> None:
+        cells = "".join(f"{get(p['vqvae']):>12.3f}{get(p['kmeans']):>12.3f}" for p in per_seed)
+        print(f"{label:28}{cells}")
+
+    row("Calinski-Harabasz (up)", lambda d: d["calinski_harabasz"])
+    row("Davies-Bouldin (down)", lambda d: d["davies_bouldin"])
+    row("conv. rate spread (w.std)", lambda d: d["conversion_spread"]["weighted_std"])
+    row("conv. rate range", lambda d: d["conversion_spread"]["range"])
+    row("MI(type; conversion) nats", lambda d: d["mi_conversion"]["mi_nats"])
+    row("  train buyers", lambda d: d["mi_conversion_train"]["mi_nats"])
+    row("  held-out buyers", lambda d: d["mi_conversion_heldout"]["mi_nats"])
+    row("MI(type; cart) nats", lambda d: d["mi_cart"]["mi_nats"])
+    row("MI(type; bounce) nats", lambda d: d["mi_bounce"]["mi_nats"])
+    row("perplexity", lambda d: d["perplexity"])
+    print(f"stability ARI (2 seeds): VQ-VAE {result['stability']['vqvae']['ari']:.3f}, "
+          f"k-means {result['stability']['kmeans']['ari']:.3f}")
     print(f"held-out / train MI(type; conversion): {result['heldout_over_train_mi']:.3f}")
-    if "planted" in result:
-        print(f"planted archetypes ARI: VQ-VAE {result['planted']['ari']:.3f}, "
-              f"k-means {result['planted']['kmeans_ari']:.3f}")
+    for p in result.get("planted_per_seed", []):
+        print(f"planted archetypes ARI (seed {p['seed']}): VQ-VAE {p['ari']:.3f}, "
+              f"k-means {p['kmeans_ari']:.3f}")
     print(f"train time per model: {result['train_seconds_per_model']:.1f}s")
     print("checks:", json.dumps(result["checks"]))
     print(f"wrote {out}")

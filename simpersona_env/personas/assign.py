@@ -30,8 +30,8 @@ __all__ = ["PersonaModel", "load_checkpoint", "WEIGHTS_FILE", "CONFIG_FILE", "CH
 
 WEIGHTS_FILE = "personas.safetensors"
 CONFIG_FILE = "personas.json"
-#: Bumped when the checkpoint layout changes.
-CHECKPOINT_FORMAT = 1
+#: Bumped when the checkpoint layout changes (2: the funnel-aware latent, ``to_funnel``).
+CHECKPOINT_FORMAT = 2
 
 
 @dataclasses.dataclass
@@ -147,7 +147,9 @@ def load_checkpoint(path: str | Path, *, expect_k: int | None = None,
     meta = json.loads(cfg_file.read_text())
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("kind") != "simpersona-personas-vqvae":
         raise CheckpointError(f"{cfg_file} is not a persona checkpoint of format "
-                              f"{CHECKPOINT_FORMAT}; retrain with `simpersona personas train`")
+                              f"{CHECKPOINT_FORMAT} (it says format {meta.get('format')!r}, "
+                              f"kind {meta.get('kind')!r}); retrain with `simpersona personas "
+                              "train`")
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise CheckpointError(f"{folder} was trained on buyer schema version "
                               f"{meta.get('schema_version')}, this code reads version "

@@ -65,7 +65,15 @@ class PersonaVQVAEConfig:
         0.0, help="weight of vector-quantize-pytorch's codebook diversity loss (spreads usage)")
     w_features: float = field(3.0, help="weight of the aggregate-feature reconstruction loss")
     w_sequence: float = field(0.5, help="weight of the event-sequence reconstruction loss")
-    w_outcomes: float = field(2.0, help="weight of the behaviour-aware funnel-outcome heads")
+    w_outcomes: float = field(0.5, help="weight of the behaviour-aware funnel-outcome heads "
+                                        "(on the quantized code)")
+    funnel_outcomes: dict[str, float] = field(
+        {"has_purchase": 4.0, "has_cart": 1.0},
+        help="funnel-aware latent: one latent dim per outcome listed (of has_cart, "
+             "has_purchase, bounced) holds the encoder's own prediction of it, mapped to "
+             "(-scale, +scale) with the scale given here (the other dims have unit RMS), so "
+             "that codes separate on it (a larger scale weighs more); {} = none")
+    w_funnel: float = field(4.0, help="weight of the BCE that supervises the funnel dims")
 
 
 class VQVAEOutput(NamedTuple):
@@ -76,7 +84,8 @@ class VQVAEOutput(NamedTuple):
     loss: Tensor  # weighted sum of the terms below
     features: Tensor  # MSE of the standardized aggregate features
     sequence: Tensor  # mean cross-entropy over real positions and channels
-    outcomes: Tensor  # BCE of the funnel-outcome heads
+    outcomes: Tensor  # BCE of the funnel-outcome heads (on the quantized code)
+    funnel: Tensor  # BCE of the funnel dims of the latent; 0 without them
     commitment: Tensor  # VQ commitment (+ diversity) loss; 0 without quantization
 
 
@@ -116,14 +125,41 @@ class PersonaVQVAE(nn.Module):
 
             raise UnknownNameError("encoder", cfg.encoder, ("conv", "gru"))
         self.feat_in = _mlp(cfg.n_features, cfg.hidden_dim, cfg.hidden_dim)
-        self.to_latent = nn.Sequential(nn.GELU(), nn.Linear(seq_out + cfg.hidden_dim,
-                                                             cfg.latent_dim),
-                                       nn.LayerNorm(cfg.latent_dim))
+        for name, scale in cfg.funnel_outcomes.items():
+            if name not in OUTCOME_COLUMNS:
+                from simpersona_env.errors import UnknownNameError
+
+                raise UnknownNameError("funnel outcome", name, OUTCOME_COLUMNS)
+            if not float(scale) > 0:
+                from simpersona_env.errors import ConfigError
+
+                raise ConfigError(f"funnel_outcomes.{name}={scale}: a funnel dim's scale must "
+                                  "be > 0 (drop the outcome to give it no dim)")
+        # Column of each funnel dim in the outcome labels (OUTCOME_COLUMNS order), its scale.
+        self.funnel_index = [OUTCOME_COLUMNS.index(n) for n in cfg.funnel_outcomes]
+        self.register_buffer("funnel_scale", torch.tensor(
+            [float(v) for v in cfg.funnel_outcomes.values()]).view(1, -1), persistent=False)
+        self.n_funnel = len(self.funnel_index)
+        if self.n_funnel and cfg.latent_dim <= self.n_funnel:
+            from simpersona_env.errors import ConfigError
+
+            raise ConfigError(f"latent_dim={cfg.latent_dim} leaves no room beside the "
+                              f"{self.n_funnel} funnel dims; use latent_dim > {self.n_funnel} "
+                              "or fewer funnel_outcomes")
+        joined = seq_out + cfg.hidden_dim
+        rest = cfg.latent_dim - self.n_funnel
+        self.to_latent = nn.Sequential(nn.GELU(), nn.Linear(joined, rest), nn.LayerNorm(rest))
+        if self.n_funnel:
+            self.to_funnel = nn.Sequential(nn.GELU(), nn.Linear(joined, self.n_funnel))
         self.vq = VectorQuantize(
             dim=cfg.latent_dim, codebook_size=cfg.k, decay=cfg.ema_decay,
-            commitment_weight=cfg.commitment_weight, kmeans_init=True,
+            # With funnel dims the commitment is computed here, on the other dims only.
+            commitment_weight=0.0 if self.n_funnel else cfg.commitment_weight, kmeans_init=True,
             kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.dead_code_threshold,
             codebook_diversity_loss_weight=cfg.diversity_weight,
+            # Plain straight-through with funnel dims: the rotation trick mixes the gradient
+            # of every dim into every other, so the decoders would move the funnel dims.
+            rotation_trick=not self.n_funnel,
         )
         self.feat_out = _mlp(cfg.latent_dim, cfg.hidden_dim, cfg.n_features)
         self.seq_pos = nn.Embedding(cfg.max_len, cfg.hidden_dim)
@@ -144,6 +180,11 @@ class PersonaVQVAE(nn.Module):
         Returns:
             (B, D) latent.
         """
+        return self._encode(tokens, seq_len, features)[0]
+
+    def _encode(self, tokens: Tensor, seq_len: Tensor, features: Tensor
+                ) -> tuple[Tensor, Tensor | None]:
+        """Latent (B, D) and the funnel-dim logits (B, n_outcomes), None without funnel dims."""
         tokens = tokens.long()
         b, c, length = tokens.shape
         joint = torch.where(tokens > 0, tokens + self.offsets, 0)  # (B, C, L), 0 = padding
@@ -162,7 +203,18 @@ class PersonaVQVAE(nn.Module):
             mean = (y * real).sum(1) / seq_len.clamp(min=1).unsqueeze(-1).to(y.dtype)  # (B, H)
             peak = y.masked_fill(~real, float("-inf")).amax(1)  # (B, H)
             h = torch.cat([mean, peak], dim=-1)  # (B, 2H)
-        return self.to_latent(torch.cat([h, self.feat_in(features)], dim=-1))  # (B, D)
+        h = torch.cat([h, self.feat_in(features)], dim=-1)  # (B, 2H or H + H)
+        rest = self.to_latent(h)  # (B, D - n_funnel), unit RMS per buyer (LayerNorm)
+        if not self.n_funnel:
+            return rest, None
+        # Funnel-aware latent: the first dims are the encoder's own prediction of each
+        # outcome, mapped to (-scale, +scale). Why in the latent and not only in a head: codes
+        # are chosen by distance, so an outcome separates the types only if it moves the
+        # latent; with these dims the k-means init and the nearest-code assignment both see
+        # "buys / carts / bounces" as a large, explicit difference between buyers.
+        logits = self.to_funnel(h)  # (B, n_funnel)
+        funnel = self.funnel_scale * torch.tanh(0.5 * logits)  # = scale * (2 sigmoid - 1)
+        return torch.cat([funnel, rest], dim=-1), logits  # (B, D)
 
     @torch.no_grad()
     def assign(self, tokens: Tensor, seq_len: Tensor, features: Tensor) -> Tensor:
@@ -187,9 +239,20 @@ class PersonaVQVAE(nn.Module):
         """
         cfg = self.cfg
         tokens = tokens.long()
-        z = self.encode(tokens, seq_len, features)  # (B, D)
+        z, funnel_logits = self._encode(tokens, seq_len, features)  # (B, D), (B, O) | None
         if quantize:
             zq, codes, commit = self.vq(z)  # (B, D), (B,), scalar
+            if self.n_funnel:
+                # Why not on the funnel dims: there the commitment would pull a buyer placed
+                # in a code of the other outcome towards that code, against the outcome's own
+                # supervision; measured, it undid the funnel split within a few epochs. The
+                # funnel dims are held by their BCE; the rest commits to the code as usual.
+                nf = self.n_funnel
+                commit = commit + cfg.commitment_weight * F.mse_loss(z[:, nf:],
+                                                                     zq.detach()[:, nf:])
+                # The same for the decoders' straight-through gradient: they read the code's
+                # funnel coordinates, but only the outcome supervision moves the buyer's.
+                zq = torch.cat([zq[:, :nf].detach(), zq[:, nf:]], dim=-1)  # (B, D)
         else:
             zq, codes, commit = z, torch.full_like(seq_len, -1), z.new_zeros(())
 
@@ -205,10 +268,14 @@ class PersonaVQVAE(nn.Module):
         seq_loss = seq_loss / c
 
         out_loss = F.binary_cross_entropy_with_logits(self.outcome_head(zq), outcomes)
+        funnel_loss = (F.binary_cross_entropy_with_logits(funnel_logits,
+                                                          outcomes[:, self.funnel_index])
+                       if funnel_logits is not None else z.new_zeros(()))
         loss = (cfg.w_features * feat_loss + cfg.w_sequence * seq_loss
-                + cfg.w_outcomes * out_loss + commit)
+                + cfg.w_outcomes * out_loss + cfg.w_funnel * funnel_loss + commit)
         return VQVAEOutput(codes=codes, latent=z, loss=loss, features=feat_loss,
-                           sequence=seq_loss, outcomes=out_loss, commitment=commit)
+                           sequence=seq_loss, outcomes=out_loss, funnel=funnel_loss,
+                           commitment=commit)
 
     # -- codebook ----------------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["TrainConfig", "train_personas", "plot_curves", "LOSS_TERMS"]
 
 #: Named loss terms logged per epoch (fields of ``VQVAEOutput``).
-LOSS_TERMS: tuple[str, ...] = ("loss", "features", "sequence", "outcomes", "commitment")
+LOSS_TERMS: tuple[str, ...] = ("loss", "features", "sequence", "outcomes", "funnel",
+                                "commitment")
 
 
 @dataclasses.dataclass

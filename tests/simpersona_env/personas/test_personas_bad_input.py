@@ -107,3 +107,30 @@ def test_no_buyer_table_found(tmp_path):
 
     with pytest.raises(DataError, match="data=synthetic"):
         load_buyers(tmp_path)
+
+
+def test_checkpoint_of_an_older_format(trained, tmp_path):
+    from simpersona_env.personas.assign import load_checkpoint
+
+    trained.save(tmp_path)
+    cfg = tmp_path / "personas.json"
+    doc = json.loads(cfg.read_text())
+    doc["format"] = 1  # the layout before the funnel-aware latent
+    cfg.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"format 2 \(it says format 1.*retrain"):
+        load_checkpoint(tmp_path)
+
+
+def test_unknown_funnel_outcome_and_no_room_for_it(tiny_cfg):
+    import dataclasses
+
+    from simpersona_env.errors import UnknownNameError
+    from simpersona_env.personas.model import PersonaVQVAE
+
+    with pytest.raises(UnknownNameError, match=r"'has_order'.*has_purchase"):
+        PersonaVQVAE(dataclasses.replace(tiny_cfg, funnel_outcomes={"has_order": 2.0}))
+    with pytest.raises(ConfigError, match=r"has_cart=0.0.*> 0"):
+        PersonaVQVAE(dataclasses.replace(tiny_cfg, funnel_outcomes={"has_cart": 0.0}))
+    three = {"has_cart": 1.0, "has_purchase": 2.0, "bounced": 1.0}
+    with pytest.raises(ConfigError, match=r"latent_dim=3 leaves no room.*latent_dim > 3"):
+        PersonaVQVAE(dataclasses.replace(tiny_cfg, latent_dim=3, funnel_outcomes=three))

@@ -126,3 +126,40 @@ def test_zero_length_sequences_are_refused(synth_buyers, trained, bad_len):
     df = synth_buyers.with_columns(pl.lit(bad_len, dtype=pl.Int32).alias("seq_len"))
     with pytest.raises(DataError, match="seq_len"):
         trained.assign(df)
+
+
+def test_funnel_dim_separates_converters(trained, synth_buyers):
+    """The funnel-aware latent: its first dim is the encoder's prediction of conversion, so
+    converters and non-converters sit on opposite sides of it (the types then split on it)."""
+    z = trained.latents(synth_buyers)
+    bought = synth_buyers["has_purchase"].to_numpy()
+    assert list(trained.model.cfg.funnel_outcomes)[0] == "has_purchase"
+    assert 0 < bought.sum() < len(bought)
+    assert ((z[:, 0] > 0) == bought).mean() >= 0.95
+    scale = trained.model.cfg.funnel_outcomes["has_purchase"]
+    assert np.abs(z[:, 0]).max() <= scale  # bounded: the other dims keep their say
+
+
+def test_quantized_phase_moves_funnel_dims_only_by_their_supervision(trained, synth_buyers):
+    """Neither the commitment nor the decoders' straight-through gradient reach the funnel
+    dims once codes are in use (they would pull a buyer towards a code of the other outcome);
+    during pre-training the decoders do shape them."""
+    import dataclasses
+
+    import torch
+
+    from simpersona_env.personas.data import to_arrays
+
+    typer = copy.deepcopy(trained)
+    model = typer.model
+    model.cfg = dataclasses.replace(model.cfg, w_funnel=0.0)  # drop the dims' own supervision
+    arr = to_arrays(synth_buyers.head(64), typer.scaler, model.cfg.max_len)
+    batch = (torch.from_numpy(arr.tokens.astype(np.int64)), torch.from_numpy(arr.seq_len),
+             torch.from_numpy(arr.features), torch.from_numpy(arr.outcomes))
+    model.train()
+    for quantize, moved in ((True, False), (False, True)):
+        model.zero_grad(set_to_none=True)
+        model(*batch, quantize=quantize).loss.backward()
+        grads = [p.grad for p in model.to_funnel.parameters()]
+        assert any(g is not None and bool(g.abs().sum() > 0) for g in grads) == moved
+        assert model.embed.weight.grad.abs().sum() > 0  # the rest of the encoder still learns
