@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="model/train overrides, e.g. "
                     "model.w_outcomes=1.0 train.epochs=30 "
-                    "model.funnel_outcomes=has_purchase,has_cart")
+                    "model.funnel_outcomes=has_purchase:4,has_cart:1")
     args = ap.parse_args(argv)
 
     import torch
@@ -55,8 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         group, name = key.split(".", 1)
         target = model_cfg if group == "model" else train_cfg
         typ = type(getattr(target, name))
-        parsed = (value.lower() in ("1", "true", "yes") if typ is bool
-                  else [v for v in value.split(",") if v] if typ is list else typ(value))
+        if typ is bool:
+            parsed = value.lower() in ("1", "true", "yes")
+        elif typ is list:  # a,b
+            parsed = [v for v in value.split(",") if v]
+        elif typ is dict:  # name:number,name:number ('' = empty)
+            pairs = [v.split(":", 1) for v in value.split(",") if v]
+            parsed = {name_: float(num) for name_, num in pairs}
+        else:
+            parsed = typ(value)
         if group == "model":
             model_cfg = dataclasses.replace(model_cfg, **{name: parsed})
         else:

@@ -8,10 +8,12 @@ that with an MLP of the aggregates and projects to a small latent. The latent is
 quantized by ``vector_quantize_pytorch.VectorQuantize`` (k-means init, EMA codebook,
 dead-code replacement); the code index *is* the buyer type.
 
-Decoders reconstruct the aggregates (MSE) and the event sequence (one softmax per channel and
-position, non-autoregressive, from the code alone); the behaviour-aware heads predict the
-funnel outcomes (``has_cart``, ``has_purchase``, ``bounced``) from the quantized code. They
-are what makes types separate along the funnel rather than only on surface statistics.
+Behaviour-aware, twice: the first latent dims are *funnel dims*, the encoder's own
+prediction of the outcomes in ``funnel_outcomes`` (by default purchase, scale 4, and cart,
+scale 1), so that buyers who bought and buyers who did not lie far apart and the codes split
+on it; and heads predict every funnel outcome (``has_cart``, ``has_purchase``, ``bounced``)
+from the quantized code. Decoders reconstruct the aggregates (MSE) and the event sequence
+(one softmax per channel and position, non-autoregressive, from the code alone).
 
 Example:
     >>> import torch

@@ -133,7 +133,7 @@ def test_funnel_dim_separates_converters(trained, synth_buyers):
     converters and non-converters sit on opposite sides of it (the types then split on it)."""
     z = trained.latents(synth_buyers)
     bought = synth_buyers["has_purchase"].to_numpy()
-    assert list(trained.model.cfg.funnel_outcomes)[0] == "has_purchase"
+    assert next(iter(trained.model.cfg.funnel_outcomes)) == "has_purchase"
     assert 0 < bought.sum() < len(bought)
     assert ((z[:, 0] > 0) == bought).mean() >= 0.95
     scale = trained.model.cfg.funnel_outcomes["has_purchase"]
