@@ -102,7 +102,6 @@ def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
         f"{time.perf_counter() - t0:.1f}s) from {source}")
     path = out / "traces.jsonl"
     write_episodes([*real, *demos], path)
-    report.pop("catalogs_env_seeds", None)
     info = {"real_source": source, "real_episodes": len(real),
             "real_steps": sum(len(e.steps) for e in real),
             "real_goal_episodes": sum(bool(e.goal) for e in real),
@@ -197,11 +196,11 @@ def heldout_demos(args: argparse.Namespace, traces: Path) -> list[Any]:
 
 def step_match(agent_dir: Path, episodes: list[Any], persona_mode: str) -> dict[str, Any]:
     """Greedy next-action exact match with the demonstrator's history (teacher forcing), by
-    action kind; the same scoring as agents.evaluate.next_action_match, split by kind."""
+    action kind; the same scoring as agents.evaluate.next_action_match (the policy's own
+    candidates and choice), split by kind."""
     from collections import Counter
 
     from agents.evaluate import _typed_profile
-    from agents.policies.base import candidate_actions
     from agents.policies.llm import LLMPolicy, _Slot
 
     policy = LLMPolicy(agent_dir, temperature=0.0, persona_mode=persona_mode, device="cpu")
@@ -215,8 +214,7 @@ def step_match(agent_dir: Path, episodes: list[Any], persona_mode: str) -> dict[
         slots = [_Slot(-1, ep.goal, hist, profile=_typed_profile(ep)) for ep, _, hist in chunk]
         obs = [dict(step.observation) for _, step, _ in chunk]
         prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
-        cands = [[a for a in candidate_actions(o) if sl.history or a != "back"]
-                 for o, sl in zip(obs, slots)]
+        cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
         scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
         for (_, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
             kind = action_kind(step.action)
@@ -289,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--demos", type=int, default=200, help="goal demonstrations per catalog")
     ap.add_argument("--sft-steps", type=int, default=250, help="optimizer steps of each SFT "
                     "(the demo's)")
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (the demo's)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (the demo's)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-obs-chars", type=int, default=800,
                     help="page text in the prompt (the search page's first results start "
