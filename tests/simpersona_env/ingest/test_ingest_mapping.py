@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
+from conftest import HEADER, shop_source  # this folder's conftest, bound at collection
 
 from simpersona_env.cli import main
 from simpersona_env.ingest import builtin_mapping, ingest, load_mapping, read_events
@@ -159,8 +160,6 @@ sources:
 def test_per_file_constants_survive_staging(write, tmp_path):
     """Columns one value per file (source, a constant merchant, constants, unmapped
     fields) come out per row as mapped, with files of different shapes in one unit."""
-    from conftest import HEADER, shop_source
-
     from simpersona_env.ingest import LogMapping, MerchantKey, ingest, read_events
 
     a = write("a.csv", "\n".join([HEADER, "s1,u1,x,2024-01-01 10:00:00,view,p1,9.5",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from conftest import HEADER, shop_mapping  # this folder's conftest, bound at collection
 from test_ingest_ray import _log
 
 from simpersona_env.errors import DataError
@@ -32,8 +33,6 @@ def test_many_merchants_write_the_same_events_as_few(tmp_path, monkeypatch):
     """A unit with more merchants than ``_MERCHANTS_PER_LOOP`` writes them with one
     partitioned sink: the same files and rows as the write per merchant."""
     import random
-
-    from conftest import HEADER, shop_mapping
 
     from simpersona_env.ingest import pipeline
 
