@@ -92,7 +92,8 @@ def train(cfg: DictConfig) -> int:
     if c.descriptions:
         descriptions = {int(a): str(b) for a, b in json.loads(Path(c.descriptions).read_text()).items()}
     kw = {"persona": c.sft.persona, "descriptions": descriptions,
-          "n_history": c.sft.n_history, "max_obs_chars": c.sft.max_obs_chars}
+          "n_history": c.sft.n_history, "max_obs_chars": c.sft.max_obs_chars,
+          "drop_chrome": c.sft.drop_chrome, "typed_goals": c.sft.typed_goals}
     train_ex, eval_ex = build_examples(train_eps, **kw), build_examples(eval_eps, **kw)
     _log(f"{len(train_ex)} training and {len(eval_ex)} held-out steps")
 
@@ -105,7 +106,8 @@ def train(cfg: DictConfig) -> int:
     t0 = time.perf_counter()
     result = train_sft(tokenizer, model, train_ex, eval_ex, c.sft, out)
     meta = AgentMeta(n_personas=k, persona_mode=c.sft.persona, n_history=c.sft.n_history,
-                     max_obs_chars=c.sft.max_obs_chars, max_length=c.sft.max_length,
+                     max_obs_chars=c.sft.max_obs_chars, drop_chrome=c.sft.drop_chrome,
+                     max_length=c.sft.max_length,
                      base_model=c.agent.model, descriptions={str(a): b for a, b in descriptions.items()},
                      action_forms=sorted({action_form(s.action) for ep in train_eps for s in ep.steps}))
     save_agent(out, model, tokenizer, meta)

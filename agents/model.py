@@ -76,6 +76,7 @@ class AgentMeta:
     persona_mode: str = "token"  # "token", "none" or "text" (see agents.tokens.PersonaMode)
     n_history: int = 5
     max_obs_chars: int = 1500
+    drop_chrome: bool = False  # page rendering of the training prompts (agents.tokens.render_step)
     max_length: int = 1024
     base_model: str = BUILTIN
     descriptions: dict[str, str] = dataclasses.field(default_factory=dict)  # for "text" mode

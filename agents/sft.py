@@ -66,6 +66,13 @@ class SFTSettings:
                             "oldest non-special tokens")
     n_history: int = field(5, help="past actions shown in the prompt")
     max_obs_chars: int = field(1500, help="page text cut to this many characters")
+    typed_goals: bool = field(False, help="keep the hindsight goal of typed buyers' purchase "
+                              "sessions in the prompt (false: trained as the population "
+                              "simulation runs them, without a goal; goal demonstrations keep "
+                              "theirs)")
+    drop_chrome: bool = field(True, help="leave the bundled shop's header (nav links, search "
+                              "box; the same on every page) out of the page text before the "
+                              "cut, so the cut keeps prices, options and checkout fields")
     eval_fraction: float = field(0.1, help="share of episodes held out for the eval loss "
                                  "(when no eval_traces file is given)")
     logging_steps: int = field(10, help="log the training loss every N steps")
@@ -92,7 +99,8 @@ class SFTResult:
 
 def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
                    descriptions: Mapping[int, str] | None = None, n_history: int = 5,
-                   max_obs_chars: int = 1500) -> list[Rendered]:
+                   max_obs_chars: int = 1500, drop_chrome: bool = False,
+                   typed_goals: bool = True) -> list[Rendered]:
     """One (prompt, completion) example per step of every episode.
 
     Args:
@@ -101,6 +109,13 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
         descriptions: type index -> text, for ``persona="text"``.
         n_history: past actions shown.
         max_obs_chars: page text cut.
+        drop_chrome: leave the shop's repeated header out of the page text
+            (:func:`agents.tokens.render_step`).
+        typed_goals: keep the goal of a typed buyer's episode (``persona >= 0``). A real
+            session that ends in a purchase is replayed with the hindsight goal of what it
+            bought; shown to the model, that line announces the purchase, and the
+            population simulation (typed buyers, no goal) never shows it. ``False`` trains
+            typed sessions without it; untyped episodes (goal demonstrations) keep theirs.
 
     Raises:
         ConfigError: an unknown persona mode, or a type without a description in text mode.
@@ -122,9 +137,11 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
             obs = dict(step.observation)
             obs.setdefault("persona", ep.persona)
             obs.setdefault("goal", ep.goal)
+            if not typed_goals and int(ep.persona) >= 0:
+                obs["goal"] = ""
             out.append(render_step(obs, history, step.action, persona=mode,  # type: ignore[arg-type]
                                    description=desc, n_history=n_history,
-                                   max_obs_chars=max_obs_chars))
+                                   max_obs_chars=max_obs_chars, drop_chrome=drop_chrome))
             history.append(step.action)
     return out
 

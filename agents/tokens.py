@@ -239,9 +239,15 @@ def _as_int(value: Any, default: int = -1) -> int:
         return default
 
 
+# the bundled shop's header (docs/storefront.md), repeated on every page
+_CHROME_LINE = re.compile(r"^(path: |\[(nav-home|nav-collections|nav-collection-[^\]]*|"
+                          r"search-input|search-submit)\] )")
+
+
 def render_step(observation: Mapping[str, Any], history: Sequence[str], action: str = "", *,
                 persona: PersonaMode = "token", description: str | None = None,
-                n_history: int = 5, max_obs_chars: int = 1500) -> Rendered:
+                n_history: int = 5, max_obs_chars: int = 1500,
+                drop_chrome: bool = False) -> Rendered:
     """Render one step into the training prompt and completion (see the module docstring).
 
     Args:
@@ -256,6 +262,13 @@ def render_step(observation: Mapping[str, Any], history: Sequence[str], action: 
         n_history: how many past actions to show.
         max_obs_chars: the page text is cut to this many characters (marked with ``…``) so
             that a long listing cannot push the action out of the model's context.
+        drop_chrome: leave out the bundled shop's site chrome before cutting: the ``path:``
+            line (the prompt has the url) and the header elements repeated on every page
+            (``nav-home``, ``nav-collection-*``, ``nav-collections``, ``search-input``,
+            ``search-submit``; docs/storefront.md). They are still actions the policy may
+            take; ``nav-cart`` stays (its label counts the cart). On other sites no line
+            matches. The header takes 200-700 characters, so without this a short cut hides
+            the price, the options and the checkout fields.
 
     Example:
         >>> obs = {"text": "Cart\\n[checkout] button \\"Checkout\\"", "url": "/s/a/cart",
@@ -294,6 +307,8 @@ def render_step(observation: Mapping[str, Any], history: Sequence[str], action: 
     if error:
         lines.append(f"error: {error}")
     text = str(observation.get("text") or "")
+    if drop_chrome:
+        text = "\n".join(line for line in text.split("\n") if not _CHROME_LINE.match(line))
     if len(text) > max_obs_chars:
         text = text[:max_obs_chars] + "…"
     lines += ["page:", text]

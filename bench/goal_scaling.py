@@ -152,10 +152,11 @@ def goal_prompt_cut(traces: Path, args: argparse.Namespace, agent_dir: Path) -> 
     from agents.tokens import encode
     from agents.traces import read_episodes
 
-    tok, _, _ = load_agent(agent_dir, device="cpu")
+    tok, _, meta = load_agent(agent_dir, device="cpu")
     eps = [e for e in read_episodes(traces) if e.goal and e.persona < 0]
     eps = eps[:: max(1, len(eps) // 60)]  # a spread over every catalog
-    exs = build_examples(eps, persona="none", max_obs_chars=args.max_obs_chars)
+    exs = build_examples(eps, persona="none", max_obs_chars=args.max_obs_chars,
+                         drop_chrome=meta.drop_chrome)
     if not exs:
         return 0.0
     cut = 0

@@ -229,7 +229,8 @@ class LLMPolicy:
         mode = self.persona_mode if k >= 0 else "none"  # no type: no persona line at all
         r = render_step(obs, slot.history, persona=mode,  # type: ignore[arg-type]
                         description=self.descriptions.get(k),
-                        n_history=self.meta.n_history, max_obs_chars=self.meta.max_obs_chars)
+                        n_history=self.meta.n_history, max_obs_chars=self.meta.max_obs_chars,
+                        drop_chrome=self.meta.drop_chrome)
         enc = encode(self.tokenizer, r.prompt, "", max_length=self.meta.max_length - _ACTION_RESERVE)
         return enc.input_ids[:-1]  # drop the completion's end token: the prompt alone
 

@@ -128,3 +128,21 @@ def test_agent_train_from_any_local_causal_lm(tmp_path, episodes):
     start = base.get_input_embeddings().weight.detach().mean(0)  # its mean-of-rows init
     row = model.get_input_embeddings().weight.detach()[tok2.convert_tokens_to_ids("<persona_2>")]
     assert not torch.allclose(row, start)  # trained away from the init
+
+
+def test_typed_sessions_train_without_their_hindsight_goal():
+    from agent_helpers import home_obs
+
+    from agents.sft import build_examples
+    from agents.traces import Episode, Step
+
+    goal = "Buy a mug, price lower than 10.00."
+    typed = Episode(persona=2, merchant_id="m", goal=goal,
+                    steps=[Step({**home_obs(2), "goal": goal}, "stop")])
+    demo = Episode(persona=-1, merchant_id="builtin", goal=goal,
+                   steps=[Step({**home_obs(-1), "goal": goal}, "stop")])
+    kept = build_examples([typed, demo])
+    assert all("goal: " + goal in ex.prompt for ex in kept)
+    dropped = build_examples([typed, demo], typed_goals=False)
+    assert "goal:" not in dropped[0].prompt and "<persona_2>" in dropped[0].prompt
+    assert "goal: " + goal in dropped[1].prompt  # a goal demonstration keeps its goal

@@ -118,3 +118,21 @@ def test_add_persona_tokens_mean_init(tie):
     # the grown model runs on a persona token
     out = model(input_ids=torch.tensor([[ids[4], tok.eos_token_id]]))
     assert out.logits.shape == (1, 2, len(tok))
+
+
+def test_render_drops_the_shop_chrome_before_the_cut():
+    text = "\n".join(["# Mug · Store a", "path: /s/a/products/1", '[nav-home] link "Store a"',
+                      '[search-input] textbox "Search products" value=""',
+                      '[search-submit] button "Search"', '[nav-collection-kitchen] link "Kitchen"',
+                      '[nav-cart] link "Cart (1)"', "Price: $9.50",
+                      '[add-to-cart] button "Add to cart"'])
+    obs = {"text": text, "url": "/s/a/products/1", "goal": "", "persona": -1,
+           "last_action_error": ""}
+    kept = render_step(obs, [], drop_chrome=True, max_obs_chars=80).prompt
+    assert "nav-home" not in kept and "search-input" not in kept and "path:" not in kept
+    assert "nav-collection" not in kept and "[nav-cart]" in kept  # the cart count stays
+    assert "Price: $9.50" in kept and "[add-to-cart]" in kept  # within the cut now
+    assert "[add-to-cart]" not in render_step(obs, [], max_obs_chars=80).prompt
+    # a page without the shop's header is left as it is
+    other = {**obs, "text": '[row-1] link "First"\n[row-2] link "Second"'}
+    assert render_step(other, [], drop_chrome=True).prompt == render_step(other, []).prompt
