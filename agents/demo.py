@@ -46,9 +46,9 @@ class DemoConfig:
     trace_sessions: int = field(0, help="real sessions of the training merchants replayed "
                                 "as agent-training traces (0: all; purchases are rare, so "
                                 "every session counts)")
-    sft_steps: int = field(400, help="optimizer steps of each agent's SFT (400 x 16 examples: "
-                           "~0.4 epoch of the REES46 sample's traces; the buyer types start to "
-                           "steer the agent near one epoch, `sft_steps=1000` for ~2x the time)")
+    sft_steps: int = field(300, help="optimizer steps of each agent's SFT (300 x 16 examples: "
+                           "~0.3 epoch of the REES46 sample's traces; the buyer types start to "
+                           "steer the agent near one epoch: `sft_steps=1000`, ~35 min on 2 cores)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
