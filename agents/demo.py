@@ -16,7 +16,7 @@ them).
 Example:
     $ simpersona demo                      # REES46 from $SIMPERSONA_DATA_DIR, else generated data
     $ simpersona demo data=synthetic n_buyers=60
-    $ simpersona demo sft_steps=1000 prompt_persona=true  # ~1 epoch: the types steer the agent
+    $ simpersona demo sft_steps=1000 prompt_persona=true  # one epoch of SFT per agent
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class DemoConfig:
                                 "as agent-training traces (0: all; purchases are rare, so "
                                 "every session counts)")
     sft_steps: int = field(300, help="optimizer steps of each agent's SFT (300 x 16 examples: "
-                           "~0.3 epoch of the REES46 sample's traces; the buyer types start to "
-                           "steer the agent near one epoch: `sft_steps=1000`, ~35 min on 2 cores)")
+                           "~0.3 epoch of the REES46 sample's traces; `sft_steps=1000` is one "
+                           "epoch, ~30 min on 2 cores; see docs/agents.md)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
