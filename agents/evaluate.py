@@ -83,14 +83,14 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
 def _typed_profile(episode: Episode) -> dict[str, str]:
     """Checkout field -> the text the episode typed into it (its buyer's profile)."""
     from agents.profile import CHECKOUT_FIELDS
+    from simpersona_env.env.actions import parse_action
 
     out = {}
     for step in episode.steps:
-        a = step.action
-        if a.startswith("type[") and "][" in a:
-            fid, text = a[len("type["):].split("][", 1)
+        if step.action.startswith("type["):
+            fid, text = parse_action(step.action).args[:2]
             if fid in CHECKOUT_FIELDS:
-                out[fid] = text[:-1]
+                out[fid] = text
     return out
 
 

@@ -262,8 +262,8 @@ class GoalDemonstrator(ShopOracle):
 
             raise ConfigError(f"goal demo query={query!r}: choose one of {GOAL_DEMO_QUERIES}")
         self.catalog, self.query, self.max_words = catalog, query, max_words
-        self.fields, self.country = checkout_details(buyer_id)
-        super().__init__(max_pages=max_pages)
+        fields, country = checkout_details(buyer_id)
+        super().__init__(max_pages=max_pages, checkout=fields, country=country)
 
     def _meets(self, product_id: str) -> bool:
         p = self.catalog.by_id.get(product_id)
@@ -291,20 +291,6 @@ class GoalDemonstrator(ShopOracle):
             self.pages_seen += 1
             return "click[page-next]"
         return "stop"  # no listed product meets the goal: the demonstration is dropped
-
-    def _checkout(self, els: Mapping[str, tuple[str, str]]) -> str:
-        for fid, text in self.fields.items():
-            if fid in els and _field_value(els[fid][1]) != text:
-                return f"type[{fid}][{text}]"
-        if "field-country" in els and _field_value(els["field-country"][1]) != self.country:
-            return f"select[field-country][{self.country}]"
-        return "click[place-order]"
-
-
-def _field_value(extra: str) -> str | None:
-    """The ``value="..."`` of an element line's extra part (None when it has none)."""
-    m = re.match(r'\s*value=("(?:[^"\\]|\\.)*")', extra)
-    return json.loads(m.group(1)) if m else None
 
 
 def check_goal_demo_settings(catalogs: Sequence[str], n_per_catalog: int, *,

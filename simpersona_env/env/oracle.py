@@ -40,7 +40,7 @@ CHECKOUT_DETAILS: dict[str, str] = {
     "field-postcode": "12345",
 }
 _COUNTRY = "United States"
-_PATH = re.compile(r"^path: (\S*)", re.M)
+_PATH = re.compile(r"^path: (\S*)", re.MULTILINE)
 
 
 def _slug(text: str) -> str:
@@ -48,10 +48,19 @@ def _slug(text: str) -> str:
 
 
 class ShopOracle:
-    """Scripted buyer for the bundled shop (see the module docstring)."""
+    """Scripted buyer for the bundled shop (see the module docstring).
 
-    def __init__(self, max_pages: int = 5):
+    Args:
+        max_pages: result pages looked through before giving up.
+        checkout: field id -> text it types at checkout (default :data:`CHECKOUT_DETAILS`).
+        country: the country option it selects.
+    """
+
+    def __init__(self, max_pages: int = 5, *, checkout: Mapping[str, str] | None = None,
+                 country: str = _COUNTRY):
         self.max_pages = max_pages
+        self.checkout = dict(CHECKOUT_DETAILS if checkout is None else checkout)
+        self.country = country
         self.reset()
 
     def reset(self, persona: int = -1, goal: Goal | Mapping[str, Any] | str | None = None) -> None:
@@ -110,11 +119,11 @@ class ShopOracle:
         return "stop"  # the product cannot be found: give up rather than wander
 
     def _checkout(self, els: Mapping[str, tuple[str, str]]) -> str:
-        for fid, value in CHECKOUT_DETAILS.items():
+        for fid, value in self.checkout.items():
             if fid in els and _value(els[fid][1]) != value:
                 return f"type[{fid}][{value}]"
-        if "field-country" in els and _value(els["field-country"][1]) != _COUNTRY:
-            return f"select[field-country][{_COUNTRY}]"
+        if "field-country" in els and _value(els["field-country"][1]) != self.country:
+            return f"select[field-country][{self.country}]"
         return "click[place-order]"
 
 
