@@ -12,7 +12,7 @@ Writes ``traces.jsonl`` (one episode per line, :mod:`agents.traces`), ``coverage
 share of real events reproduced, by event type and merchant, every event not reproduced by
 reason, sessions/s; ``goal_demos``: the goal demonstrations added, per catalog) and
 ``coverage.png``. With ``goal_demos.n > 0``, scripted demonstrations of the ``goal`` task
-over bundled catalogs (:func:`agents.traces.goal_demonstrations`), on task seeds the goal
+over bundled catalogs (:func:`agents.goal_demos.goal_demonstrations`), on task seeds the goal
 benchmark never uses, go into ``traces.jsonl`` (or ``goal_demos.file``).
 """
 
@@ -182,7 +182,7 @@ def traces(cfg: DictConfig) -> int:
     if not isinstance(c.goal_demos, GoalDemosConfig):
         c.goal_demos = to_object(cfg.goal_demos, GoalDemosConfig)
     if c.goal_demos.n > 0:  # before the replay, so that a typo costs nothing
-        from agents.traces import check_goal_demo_settings
+        from agents.goal_demos import check_goal_demo_settings
 
         g = c.goal_demos
         check_goal_demo_settings(list(g.catalogs), g.n, query=g.query, max_steps=g.max_steps,
@@ -304,7 +304,8 @@ def traces(cfg: DictConfig) -> int:
 
 def _goal_demos(c: TracesConfig, out: Path, traces_path: Path) -> dict[str, Any]:
     """Record the goal demonstrations and append them to the traces (or write their file)."""
-    from agents.traces import goal_demonstrations, write_episodes
+    from agents.goal_demos import goal_demonstrations
+    from agents.traces import write_episodes
 
     g = c.goal_demos
     t0 = time.perf_counter()

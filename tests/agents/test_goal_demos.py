@@ -9,14 +9,14 @@ import json
 import gymnasium as gym
 import pytest
 
-from agents.traces import (
+from agents.goal_demos import (
     GoalDemonstrator,
     benchmark_task_seeds,
     goal_demo_seed,
     goal_demonstrations,
     instruction_query,
-    read_episodes,
 )
+from agents.traces import read_episodes
 from simpersona_env.errors import ConfigError, UnknownNameError
 from simpersona_env.simulation.population import BuyerPlan
 
