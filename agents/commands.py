@@ -14,6 +14,7 @@ Example (shell)::
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,7 +62,14 @@ def train(cfg: DictConfig) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from agents.model import AgentMeta, build_agent, save_agent
     from agents.policies.base import action_form
-    from agents.sft import build_examples, plot_losses, split_episodes, train_sft, write_metrics
+    from agents.sft import (
+        balance_examples,
+        build_examples,
+        plot_losses,
+        split_episodes,
+        train_sft,
+        write_metrics,
+    )
     from agents.traces import read_episodes
 
     c = to_object(cfg, AgentTrainConfig)
@@ -96,8 +104,13 @@ def train(cfg: DictConfig) -> int:
           "drop_chrome": c.sft.drop_chrome, "typed_goals": c.sft.typed_goals}
     train_ex, eval_ex = build_examples(train_eps, **kw), build_examples(eval_eps, **kw)
     _log(f"{len(train_ex)} training and {len(eval_ex)} held-out steps")
+    corpus = [ex.prompt + ex.completion for ex in train_ex]
+    train_ex, log_weights = balance_examples(train_ex, c.sft.balance, c.sft.seed)
+    if c.sft.balance:
+        boosted = sorted(log_weights.items(), key=lambda kv: -kv[1])[:3]
+        _log(f"balance={c.sft.balance}: {len(train_ex)} resampled steps; most upweighted "
+             + ", ".join(f"{f} x{math.exp(w):.1f}" for f, w in boosted))
 
-    corpus = (ex.prompt + ex.completion for ex in train_ex)
     tokenizer, model = build_agent(c.agent, k, corpus=corpus)
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model {c.agent.model}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}")
@@ -109,7 +122,8 @@ def train(cfg: DictConfig) -> int:
                      max_obs_chars=c.sft.max_obs_chars, drop_chrome=c.sft.drop_chrome,
                      max_length=c.sft.max_length,
                      base_model=c.agent.model, descriptions={str(a): b for a, b in descriptions.items()},
-                     action_forms=sorted({action_form(s.action) for ep in train_eps for s in ep.steps}))
+                     action_forms=sorted({action_form(s.action) for ep in train_eps for s in ep.steps}),
+                     action_log_weights=log_weights if c.sft.balance else {})
     save_agent(out, model, tokenizer, meta)
     write_metrics(result, out / "metrics.json",
                   {"config": {"traces": c.traces, "agent": asdict(c.agent), "sft": asdict(c.sft)},

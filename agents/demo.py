@@ -51,6 +51,10 @@ class DemoConfig:
                            "epoch, ~30 min on 2 cores; see docs/agents.md)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
+    sft_balance: float = field(0.0, help="resampling of rare action forms in SFT (sft.balance; "
+                               "adding to cart and checkout are ~0.4% of the traces' steps; "
+                               "the agent undoes the resampling when it acts). 0: off, as "
+                               "measured best on the REES46 sample (docs/agents.md)")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
                                "top of the page: header, title, price, the first listings)")
     max_steps: int = field(30, help="step limit of a simulated buyer's episode (a purchase "
@@ -179,7 +183,8 @@ def run(cfg: Any) -> int:
     # 4. SFT: the persona-token agent and its baselines, the same model and data
     sft = [f"traces={traces_dir / 'traces.jsonl'}", f"n_personas={cfg.k}",
            f"sft.max_steps={cfg.sft_steps}", f"sft.seed={cfg.seed}",
-           f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.batch_size={cfg.sft_batch_size}", f"sft.max_obs_chars={cfg.max_obs_chars}",
+           f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.batch_size={cfg.sft_batch_size}",
+           f"sft.max_obs_chars={cfg.max_obs_chars}", f"sft.balance={cfg.sft_balance}",
            "sft.max_length=384", "sft.eval_fraction=0.05", "quality_steps=100"]
     variants = {"agent": "token", "agent-nopersona": "none"}
     if cfg.prompt_persona:

@@ -3,7 +3,9 @@
 - :func:`next_action_match`: the share of held-out steps where the policy's greedy action
   equals the buyer's, overall and per type (teacher-forced: the history shown is the trace's).
   Run it on the persona-token agent, the no-persona variant and the prompt-persona baseline
-  to compare them.
+  to compare them. It also gives the calibration of each action form: the policy's mean
+  probability of the form on those steps (temperature 1) beside the share of steps that took
+  it, so a form the agent under- or over-takes shows (adding to cart, for one).
 - :func:`persona_swap_divergence`: on the same observations, how much the distribution over
   the page's actions changes when the persona is swapped from type ``a`` to type ``b``
   (Jensen-Shannon divergence, bits, averaged over observations), as a K x K matrix. Zero
@@ -48,14 +50,18 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
     """Greedy next-action exact match on traces (teacher-forced history).
 
     Returns:
-        ``{"overall": share, "n": steps, "per_type": {type: share}, "n_per_type": {...}}``.
+        ``{"overall": share, "n": steps, "per_type": {type: share}, "n_per_type": {...},
+        "calibration": {form: {"predicted": mean probability, "observed": share}}}``.
     """
+    from agents.policies.base import action_form
     from agents.policies.llm import _Slot
 
     saved_t = policy.temperature
     policy.temperature = 0.0
     hits: dict[int, int] = defaultdict(int)
     counts: dict[int, int] = defaultdict(int)
+    predicted: dict[str, float] = defaultdict(float)
+    observed: dict[str, int] = defaultdict(int)
     items = list(_steps(episodes, max_steps))
     try:
         for start in range(0, len(items), batch):
@@ -67,17 +73,24 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
                    for ep, s, _ in chunk]
             prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
             cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
-            scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
+            scores = policy.action_scores(prompts, cands)
             for (ep, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
                 action = policy._choose(p, o, c, sc, sl)
                 counts[ep.persona] += 1
                 hits[ep.persona] += int(action == step.action)
+                top = max(sc)
+                weights = [math.exp(v - top) for v in sc]
+                for cand, w in zip(c, weights):
+                    predicted[action_form(cand)] += w / sum(weights)
+                observed[action_form(step.action)] += 1
     finally:
         policy.temperature = saved_t
     n = sum(counts.values())
     return {"overall": sum(hits.values()) / n if n else math.nan, "n": n,
             "per_type": {k: hits[k] / counts[k] for k in sorted(counts)},
-            "n_per_type": dict(sorted(counts.items()))}
+            "n_per_type": dict(sorted(counts.items())),
+            "calibration": {f: {"predicted": predicted[f] / n, "observed": observed[f] / n}
+                            for f in sorted(set(predicted) | set(observed))} if n else {}}
 
 
 def _typed_profile(episode: Episode) -> dict[str, str]:
@@ -112,8 +125,7 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
         cands = policy.candidates(obs, bool(hist))
         prompts = [policy._prompt({**obs, "persona": k}, _Slot(k, ep.goal, hist))
                    for k in range(n_types)]
-        scores = torch.tensor(policy.score(prompts, [cands] * n_types,
-                                           masked=policy.decoding == "masked"),
+        scores = torch.tensor(policy.action_scores(prompts, [cands] * n_types),
                               dtype=torch.float64)
         p = torch.softmax(scores, dim=-1)  # (K, C)
         m = 0.5 * (p[:, None] + p[None])  # (K, K, C)

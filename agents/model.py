@@ -83,6 +83,9 @@ class AgentMeta:
     # the action forms of the training traces (agents.policies.base.action_form); the policy
     # offers only these when the page has any (empty: every action the page offers)
     action_forms: list[str] = dataclasses.field(default_factory=list)
+    # log of how much more often SFT showed each action form than the traces hold
+    # (agents.sft.balance_examples); the policy subtracts it from the candidates' scores
+    action_log_weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def read(cls, folder: str | Path) -> AgentMeta:

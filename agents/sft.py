@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SFTResult",
     "SFTSettings",
+    "balance_examples",
     "build_examples",
     "plot_losses",
     "split_episodes",
@@ -73,6 +74,11 @@ class SFTSettings:
     drop_chrome: bool = field(True, help="leave the bundled shop's header (nav links, search "
                               "box; the same on every page) out of the page text before the "
                               "cut, so the cut keeps prices, options and checkout fields")
+    balance: float = field(0.0, help="resample the training steps so rare action forms (add to "
+                           "cart, checkout) are seen more often: form c is drawn in proportion "
+                           "to n_c^(1 - balance); 0: as in the traces, 1: every form equally "
+                           "often. The agent undoes the resampling when it acts (agent.json "
+                           "action_log_weights), so its action rates stay those of the traces")
     eval_fraction: float = field(0.1, help="share of episodes held out for the eval loss "
                                  "(when no eval_traces file is given)")
     logging_steps: int = field(10, help="log the training loss every N steps")
@@ -144,6 +150,59 @@ def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
                                    max_obs_chars=max_obs_chars, drop_chrome=drop_chrome))
             history.append(step.action)
     return out
+
+
+def balance_examples(examples: Sequence[Rendered], power: float, seed: int = 0,
+                     ) -> tuple[list[Rendered], dict[str, float]]:
+    """Resample steps so rare action forms weigh more, and the log-weights that undo it.
+
+    A form (:func:`agents.policies.base.action_form`) with ``n_c`` of the ``N`` steps gets
+    ``m_c = N n_c^(1-power) / sum_c' n_c'^(1-power)`` of them in the output (each example
+    repeated ``m_c // n_c`` times, the remainder drawn without replacement, seeded), so the
+    output has about ``N`` steps. Training on it multiplies the odds of each form by
+    ``w_c = m_c / n_c`` whatever the page, so the model learns ``p(c | page) w_c``
+    (normalized); the policy subtracts ``log w_c`` from each candidate's score to recover
+    ``p(c | page)`` (logit adjustment, Menon et al. 2021, "Long-tail learning via logit
+    adjustment"). A form seen 64 times in 15,856 steps (adding to cart, in the demo's
+    traces) is then trained on as if it were seen ~10x as often (``power=0.5``) instead of
+    once per epoch per example.
+
+    Args:
+        examples: the training steps (their completion is the action).
+        power: 0 returns the examples unchanged (weights 0); 1 gives every form the same share.
+        seed: seed of the remainder draws and the final shuffle.
+
+    Returns:
+        The resampled examples and ``{form: log w_c}``.
+
+    Example:
+        >>> ex = [Rendered("p", "stop")] * 90 + [Rendered("p", "click[add-to-cart]")] * 10
+        >>> out, logw = balance_examples(ex, 1.0)
+        >>> sum(e.completion == "stop" for e in out), round(logw["stop"], 3)
+        (50, -0.588)
+    """
+    from agents.policies.base import action_form
+
+    if not 0 <= power <= 1:
+        raise ConfigError(f"sft.balance={power} must be in [0, 1] (0: no resampling, 1: every "
+                          "action form equally often)")
+    by_form: dict[str, list[Rendered]] = {}
+    for ex in examples:
+        by_form.setdefault(action_form(ex.completion), []).append(ex)
+    if power == 0 or not examples:
+        return list(examples), {c: 0.0 for c in by_form}
+    rng = random.Random(seed)
+    mass = {c: len(v) ** (1 - power) for c, v in by_form.items()}
+    total = sum(mass.values())
+    out: list[Rendered] = []
+    logw: dict[str, float] = {}
+    for c, items in sorted(by_form.items()):
+        m = max(1, round(len(examples) * mass[c] / total))
+        reps, rest = divmod(m, len(items))
+        out += items * reps + rng.sample(items, rest)
+        logw[c] = math.log(m / len(items))
+    rng.shuffle(out)
+    return out, logw
 
 
 def split_episodes(episodes: Sequence[Episode], eval_fraction: float, seed: int = 0,

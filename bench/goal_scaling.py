@@ -3,7 +3,7 @@
 The issue's target: "the persona agent's goal success >= that of the 8x no-persona model".
 On the same traces (the real sessions the demo replayed for its training merchants, plus
 scripted goal demonstrations on task seeds the benchmark never uses,
-:func:`agents.traces.goal_demonstrations`), this trains
+:func:`agents.goal_demos.goal_demonstrations`), this trains
 
 - ``persona_agent``: ``agent=small`` with the persona token (``sft.persona=token``), and
 - ``no_persona_8x``: ``agent=large`` (2x width, 2x depth: ~8x the transformer-block
@@ -78,7 +78,8 @@ def command(target: str, root: str, overrides: list[str]) -> None:
 
 def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]]:
     """Real replayed traces + goal demonstrations in one JSONL; what went in."""
-    from agents.traces import goal_demonstrations, read_episodes, write_episodes
+    from agents.goal_demos import goal_demonstrations
+    from agents.traces import read_episodes, write_episodes
 
     real_path = Path(args.traces)
     if real_path.is_file():
@@ -185,7 +186,8 @@ def action_kind(action: str) -> str:
 
 def heldout_demos(args: argparse.Namespace, traces: Path) -> list[Any]:
     """Goal demonstrations of tasks in neither the training traces nor the benchmark."""
-    from agents.traces import goal_demonstrations, read_episodes
+    from agents.goal_demos import goal_demonstrations
+    from agents.traces import read_episodes
 
     seen = {e.goal for e in read_episodes(traces) if e.goal}
     eps, _ = goal_demonstrations(args.catalogs, args.heldout_demos, seed=args.seed + 1,
@@ -216,7 +218,7 @@ def step_match(agent_dir: Path, episodes: list[Any], persona_mode: str) -> dict[
         obs = [dict(step.observation) for _, step, _ in chunk]
         prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
         cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
-        scores = policy.score(prompts, cands, masked=policy.decoding == "masked")
+        scores = policy.action_scores(prompts, cands)
         for (_, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
             kind = action_kind(step.action)
             counts[kind] += 1

@@ -77,7 +77,8 @@ class Choice:
     action: str
     candidates: list[str]
     logprobs: list[float]  # score of each candidate (prefix for templates): masked-decoding
-    # log-probability, or the whole-string log-likelihood with decoding="joint"
+    # log-probability, or the whole-string log-likelihood with decoding="joint"; less the
+    # form's SFT log-weight for a balanced checkpoint (LLMPolicy.action_scores)
 
 
 class LLMPolicy:
@@ -112,6 +113,11 @@ class LLMPolicy:
             (typing into the search box instead of ``search[...]``, a quantity): the model's
             probability for them is unfounded, and masked decoding would hand a branch it
             barely opens all of that branch's mass.
+        prior_correction: undo the resampling of a checkpoint trained with ``sft.balance``
+            (its ``action_log_weights``): each candidate's score loses the log of how much more
+            often SFT showed its action form, so the policy acts at the traces' rates. A form
+            the weights do not cover counts as the most upweighted one. Off: the model's raw
+            scores (a balanced agent then over-takes rare actions such as adding to cart).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -120,7 +126,7 @@ class LLMPolicy:
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
                  max_prompts: int = 8, decoding: str = "masked", autofill: bool = True,
-                 action_support: str = "trained"):
+                 action_support: str = "trained", prior_correction: bool = True):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -143,6 +149,7 @@ class LLMPolicy:
         self.support = (frozenset(meta.action_forms) if action_support == "trained"
                         else frozenset())
         self.autofill = autofill
+        self.log_weights = dict(meta.action_log_weights) if prior_correction else {}
         self.seed = int(seed)
         self._episodes = 0  # episodes started: each gets its own profile
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
@@ -198,7 +205,7 @@ class LLMPolicy:
         for obs, slot in zip(observations, self.slots):
             slot.observe(str(obs.get("url", "")))
         cands = [self.candidates(obs, slot.depth > 0) for obs, slot in zip(observations, self.slots)]
-        scores = self.score(prompts, cands, masked=self.decoding == "masked")
+        scores = self.action_scores(prompts, cands)
         actions = []
         self.last_choices = []
         for i, (obs, slot) in enumerate(zip(observations, self.slots)):
@@ -216,6 +223,17 @@ class LLMPolicy:
             known = [a for a in cands if action_form(a) in self.support]
             cands = known or cands  # a page with no trained form: everything it offers
         return cands
+
+    def action_scores(self, prompts: Sequence[Sequence[int]], candidates: Sequence[Sequence[str]],
+                      ) -> list[list[float]]:
+        """The scores the policy samples from: :meth:`score` in the policy's decoding mode,
+        less each candidate form's SFT log-weight (``prior_correction``)."""
+        scores = self.score(prompts, candidates, masked=self.decoding == "masked")
+        if not self.log_weights:
+            return scores
+        top = max(self.log_weights.values())
+        return [[s - self.log_weights.get(action_form(c), top) for s, c in zip(row, cs)]
+                for row, cs in zip(scores, candidates)]
 
     # -- internals -----------------------------------------------------------------------
     def _prompt(self, obs: Mapping[str, Any], slot: _Slot) -> list[int]:

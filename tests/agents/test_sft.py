@@ -51,13 +51,20 @@ def test_agent_train_command_writes_checkpoint(tmp_path, episodes):
 
     traces = tmp_path / "traces.jsonl"
     write_episodes(episodes[:30], traces)
-    for variant in ("token", "none"):
+    for variant, balance in (("token", 0.5), ("none", 0.0)):
         out = tmp_path / variant
         code = main(["agent", "train", f"traces={traces}", f"out={out}", "agent=tiny",
-                     "sft.epochs=1", f"sft.persona={variant}", "sft.batch_size=16"])
+                     "sft.epochs=1", f"sft.persona={variant}", "sft.batch_size=16",
+                     f"sft.balance={balance}"])
         assert code == 0
         meta = AgentMeta.read(out)
         assert meta.n_personas == 3 and meta.persona_mode == variant
+        # a balanced agent remembers how much more often each form was shown
+        if balance:
+            assert meta.action_log_weights["click[add-to-cart]"] > 0 > meta.action_log_weights[
+                "click[product-*]"]
+        else:
+            assert meta.action_log_weights == {}
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["eval_loss"] is not None and metrics["n_train_examples"] > 0
         assert (out / "loss.png").stat().st_size > 0
