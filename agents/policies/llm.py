@@ -151,7 +151,8 @@ class LLMPolicy:
         self.autofill = autofill
         self.log_weights = dict(meta.action_log_weights) if prior_correction else {}
         self.seed = int(seed)
-        self._episodes = 0  # episodes started: each gets its own profile
+        self._episodes = 0  # episodes since the generator was (re)seeded: each its own profile
+        self._profile_seed = int(seed)
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
         self.persona_mode = persona_mode or meta.persona_mode
         self.descriptions = {int(k): v for k, v in (descriptions or meta.descriptions or {}).items()}
@@ -190,10 +191,15 @@ class LLMPolicy:
             if self.persona_mode == "text" and int(k) >= 0 and int(k) not in self.descriptions:
                 raise ConfigError(f"no description for buyer type {k}; descriptions cover "
                                   f"{sorted(self.descriptions)}")
+        # keyed by the generator's seed, so a runner that reseeds the policy for each buyer
+        # gets the same profile for that buyer whatever the worker ran before
+        seed_now = int(self.generator.initial_seed())
+        if seed_now != self._profile_seed:
+            self._profile_seed, self._episodes = seed_now, 0
         self.slots = []
         for k, g in zip(personas, goals):
             self._episodes += 1
-            profile = checkout_details(f"policy-{self.seed}-{self._episodes}")[0]
+            profile = checkout_details(f"policy-{seed_now}-{self._episodes}")[0]
             self.slots.append(_Slot(int(k), str(g or ""), profile=profile))
 
     def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[str]:

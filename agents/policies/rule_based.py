@@ -6,7 +6,8 @@ report (:meth:`TypeProfile.from_features`). The buyer then browses the bundled s
 simple rules: look at products (by collection or by search) until its sampled browse depth
 is reached, add a viewed product to the cart with probability ``view_to_cart``, and on the
 cart page go to checkout with probability ``cart_to_purchase``, filling the checkout form
-from :data:`CHECKOUT_PROFILE`.
+from a per-episode buyer profile (:func:`agents.profile.checkout_details`, the generator the
+replay and the LLM policy use).
 
 Example:
     >>> profiles = {0: TypeProfile(views_per_session=1, view_to_cart=0.0),
@@ -26,17 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.policies.base import page_elements, page_kind
+from agents.profile import checkout_details
 from simpersona_env.errors import ConfigError, UnknownNameError
 
-__all__ = ["CHECKOUT_COUNTRY", "CHECKOUT_PROFILE", "RuleBasedBuyer", "TypeProfile", "load_profiles"]
-
-#: What the rule-based buyer types into the checkout form (valid for the bundled shop).
-CHECKOUT_PROFILE: dict[str, str] = {
-    "field-email": "buyer@example.com", "field-name": "Alex Buyer",
-    "field-address": "1 Market Street", "field-city": "Springfield", "field-postcode": "12345",
-}
-#: The country it selects when the shop offers it (else the first real option).
-CHECKOUT_COUNTRY = "United States"
+__all__ = ["RuleBasedBuyer", "TypeProfile", "load_profiles"]
 
 
 @dataclass
@@ -119,8 +113,15 @@ class RuleBasedBuyer:
                          for k, v in profiles.items()}
         self.default = default if default is not None else TypeProfile()
         self.rng = random.Random(seed)
+        self._seed, self._episodes = int(seed), 0  # each episode gets its own checkout profile
         self.max_steps = max_steps
         self.reset(-1, "")
+
+    def seed(self, seed: int) -> None:
+        """Restart the random stream (and the checkout profiles) at ``seed``: a runner that
+        reseeds the policy for each buyer gets the same buyer whatever ran before it."""
+        self.rng.seed(seed)
+        self._seed, self._episodes = int(seed), 0
 
     def reset(self, persona: int, goal: str) -> None:
         persona = int(persona)
@@ -138,6 +139,9 @@ class RuleBasedBuyer:
         self.filled: set[str] = set()
         self.searched = False
         self.steps = 0
+        # hash-based, so the draws above (and every figure) do not depend on it
+        self._episodes += 1
+        self.contact, self.country = checkout_details(f"rule-{self._seed}-{self._episodes}")
 
     def act(self, observation: Mapping[str, Any]) -> str:
         self.steps += 1
@@ -209,7 +213,7 @@ class RuleBasedBuyer:
         return "stop"
 
     def _checkout(self, els: Mapping[str, Any]) -> str:
-        for fid, value in CHECKOUT_PROFILE.items():
+        for fid, value in self.contact.items():
             if fid in els and fid not in self.filled:
                 self.filled.add(fid)
                 return f"type[{fid}][{value}]"
@@ -219,7 +223,7 @@ class RuleBasedBuyer:
             # skip a placeholder such as "Select a country"; prefer the shop's first real one
             real = [o for o in country[2] if o and not o.lower().startswith(("select", "choose", "-"))]
             if real:
-                return f"select[field-country][{CHECKOUT_COUNTRY if CHECKOUT_COUNTRY in real else real[0]}]"
+                return f"select[field-country][{self.country if self.country in real else real[0]}]"
         if "place-order" in els and "place-order" not in self.filled:
             self.filled.add("place-order")
             return "click[place-order]"

@@ -233,3 +233,20 @@ def test_action_forms_and_trained_support(fresh):
     assert free.candidates(obs, True) == offered
     with pytest.raises(ConfigError, match="action_support"):
         LLMPolicy(model=model, tokenizer=tok, meta=meta, action_support="some")
+
+
+def test_rule_based_checkout_profile_per_buyer_and_reseedable():
+    """Each buyer fills checkout with its own fake profile; reseeding replays the same one."""
+    from agents.policies.rule_based import RuleBasedBuyer, TypeProfile
+
+    buyer = RuleBasedBuyer({0: TypeProfile()}, seed=0)
+    buyer.seed(5)
+    buyer.reset(0, "")
+    first = dict(buyer.contact)
+    buyer.reset(0, "")
+    assert buyer.contact != first and first["field-email"].endswith("@example.com")
+    buyer.seed(7)
+    buyer.reset(0, "")
+    buyer.seed(5)
+    buyer.reset(0, "")
+    assert buyer.contact == first
