@@ -33,8 +33,10 @@ __all__ = ["AgentTrainConfig", "train"]
 class AgentTrainConfig:
     """Settings of ``simpersona agent train``."""
 
-    traces: str = field("???", help="JSONL of training episodes (agents.traces.Episode)")
-    eval_traces: str = field("", help="JSONL of held-out episodes; empty: hold out "
+    traces: str = field("???", help="JSONL of training episodes (agents.traces.Episode), or "
+                        "a folder: every *.jsonl in it (e.g. replayed sessions and goal "
+                        "demonstrations)")
+    eval_traces: str = field("", help="JSONL (or folder) of held-out episodes; empty: hold out "
                              "sft.eval_fraction of the training episodes")
     out: str = field("runs/agent", help="folder for the checkpoint, metrics.json and loss.png")
     n_personas: int = field(-1, help="K, the number of buyer types of the population; -1: "

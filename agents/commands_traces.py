@@ -56,8 +56,8 @@ class GoalDemosConfig:
     exclude_benchmark_goals: bool = field(True, help="also skip a task whose instruction "
                                           "equals one of the excluded benchmark tasks'")
     file: str = field("", help="empty: append to traces.jsonl; else a second JSONL in out_dir "
-                      "(e.g. goal_demos.jsonl; `agent train` reads one file: concatenate "
-                      "them, or train on the demonstrations alone)")
+                      "(e.g. goal_demos.jsonl; `agent train traces=<out_dir>` then reads "
+                      "both, or pass the file alone to train on the demonstrations)")
     data_dir: str = field("", help="data folder with catalogs/ (empty: $SIMPERSONA_DATA_DIR)")
 
 

@@ -332,19 +332,31 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str,
     The prompt and the completion are tokenized separately and concatenated (the prompt ends
     on :data:`ACTION_TOKEN`, a special token, so this is also how the joint text would split).
     A BOS token is prepended when the tokenizer has one. When the whole is longer than
-    ``max_length``, tokens are dropped from the *start of the prompt*, except special tokens
-    (the persona token and the action marker), so the type and the current page survive.
+    ``max_length``, the page text loses tokens from its end first (the page is already cut
+    to its top by ``max_obs_chars``), so the goal, the history and the url survive; only if
+    that is not enough are tokens dropped from the start of the prompt, except special
+    tokens (the persona token and the action marker). A prompt that fits is tokenized whole;
+    one that is cut is tokenized in three parts (before the page, the page, after it), the
+    same way at training and at inference.
 
     Example:
         >>> enc = encode(tokenizer, r.prompt, r.completion)  # doctest: +SKIP
         >>> sum(enc.completion_mask) == len(tokenizer(r.completion)["input_ids"]) + 1  # doctest: +SKIP
         True
     """
-    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    completion_ids.append(tokenizer.convert_tokens_to_ids(EOS_TOKEN))
-    if tokenizer.bos_token_id is not None:
-        prompt_ids.insert(0, tokenizer.bos_token_id)
+    def ids(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = bos + ids(prompt)
+    completion_ids = ids(completion) + [tokenizer.convert_tokens_to_ids(EOS_TOKEN)]
+    parts = _page_parts(prompt)
+    if (max_length is not None and parts is not None
+            and len(prompt_ids) + len(completion_ids) > max_length):
+        head, page, tail = (ids(x) for x in parts)
+        excess = len(bos) + len(head) + len(page) + len(tail) + len(completion_ids) - max_length
+        page = page[:max(0, len(page) - excess)]
+        prompt_ids = bos + head + page + tail
     if max_length is not None and len(prompt_ids) + len(completion_ids) > max_length:
         excess = len(prompt_ids) + len(completion_ids) - max_length
         keep = set(tokenizer.all_special_ids)
@@ -359,3 +371,24 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str,
                               f"max_length={max_length}; raise sft.max_length")
         prompt_ids = kept
     return Encoded(prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids))
+
+
+def _page_parts(prompt: str) -> tuple[str, str, str] | None:
+    r"""``(before the page text, the page text, after it)`` of a rendered prompt, else None.
+
+    The page text runs from the line after ``page:`` to the restated persona line (the
+    prompt's first line, when it comes again just before the action marker) or the marker.
+
+    Example:
+        >>> _page_parts("<persona_1>\nurl: /s/a/\npage:\nHome\nMore\n<persona_1>\n<|act|>")
+        ('<persona_1>\nurl: /s/a/\npage:\n', 'Home\nMore', '\n<persona_1>\n<|act|>')
+    """
+    lines = prompt.split("\n")
+    if "page:" not in lines or lines[-1] != ACTION_TOKEN:
+        return None
+    start = lines.index("page:") + 1
+    end = len(lines) - 1
+    if start > 1 and end - 1 >= start and lines[end - 1] == lines[0]:
+        end -= 1  # the persona line restated before the marker
+    return ("\n".join(lines[:start]) + "\n", "\n".join(lines[start:end]),
+            "\n" + "\n".join(lines[end:]))

@@ -89,12 +89,22 @@ class Episode:
 
 
 def read_episodes(path: str | Path) -> list[Episode]:
-    """Read a JSONL file of episodes.
+    """Read a JSONL file of episodes, or every ``*.jsonl`` file of a folder (name order).
+
+    A folder lets replayed sessions and goal demonstrations written apart be trained on
+    together.
 
     Raises:
-        DataError: if the file is missing or a line is not an episode (naming the line).
+        DataError: if the file is missing, the folder holds no ``.jsonl`` file, or a line is
+            not an episode (naming the file and line).
     """
     path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise DataError(f"no .jsonl trace file in the folder {str(path)!r}; produce one "
+                            "with `simpersona traces`")
+        return [ep for f in files for ep in read_episodes(f)]
     if not path.is_file():
         raise DataError(f"no trace file at {str(path)!r}; produce one with `simpersona traces` "
                         "or agents.traces.write_episodes")

@@ -120,13 +120,18 @@ def work_simpersona(data: Path, out: Path) -> dict[str, Any]:
     from simpersona_env.ingest import ingest
 
     mapping = _mapping(data)
+    threads = int(os.environ.get("BENCH_INGEST_THREADS", "1"))
+    unit_mib = float(os.environ.get("BENCH_INGEST_UNIT_MIB", "0"))
+    size = sum((data / f).stat().st_size for f in FILES)
+    units = max(1, round(size / (unit_mib * 2**20))) if unit_mib > 0 else 0
     with PeakRSS() as mem:
         def progress(stage: str, done: int, total: int) -> None:
             mem.stage = stage
 
         mem.stage = "parse"
         t, c = time.perf_counter(), time.process_time()
-        res = ingest(mapping, out / "ingest", bootstrap=200, progress=progress)
+        res = ingest(mapping, out / "ingest", bootstrap=200, progress=progress,
+                     threads=threads, units=units)
         secs, cpu = time.perf_counter() - t, time.process_time() - c
     m = res.manifest
     ts = m["timings_s"]
@@ -134,7 +139,8 @@ def work_simpersona(data: Path, out: Path) -> dict[str, Any]:
     return {"rows": m["rows"]["in"], "seconds": secs, "core_seconds": core, "timings_s": ts,
             "cpu_seconds": cpu,
             "events_out": m["rows"]["events_out"], "buyers": m["n_buyers"],
-            "merchants": m["n_merchants"], "units": m["units"], "peak_mib": mem.mib(),
+            "merchants": m["n_merchants"], "units": m["units"], "threads": threads,
+            "peak_mib": mem.mib(),
             "duplicates": m["rows"]["duplicates_removed"],
             "quarantined": m["rows"]["quarantined"]}
 
@@ -290,12 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="/tmp/simpersona-bench", help="resampled log folder")
     ap.add_argument("--out", default="runs/bench/ingest")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="units the ingest works on at once (its `threads=`)")
+    ap.add_argument("--unit-mib", type=float, default=0,
+                    help="input MiB per unit (0: the ingest's default, 32)")
     ap.add_argument("--worker", choices=list(WORK), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
-    if args.worker:
+    if args.worker:  # the settings come from the parent's environment
         print(json.dumps(WORK[args.worker](data, out)))
         return 0
+    os.environ["BENCH_INGEST_THREADS"] = str(args.threads)
+    os.environ["BENCH_INGEST_UNIT_MIB"] = str(args.unit_mib)
 
     print("data: RESAMPLED REAL DATA (real REES46 and Taobao buyers with fresh ids, "
           "bench/resample.py)")

@@ -136,3 +136,19 @@ def test_render_drops_the_shop_chrome_before_the_cut():
     # a page without the shop's header is left as it is
     other = {**obs, "text": '[row-1] link "First"\n[row-2] link "Second"'}
     assert render_step(other, [], drop_chrome=True).prompt == render_step(other, []).prompt
+
+
+def test_encode_cuts_the_page_before_the_goal_and_history(tok_model):
+    """A prompt too long loses the end of its page first: goal, history and url survive."""
+    tok, _ = tok_model
+    goal = "a red mug under $20"
+    r = render_step(home_obs(1, goal=goal), ["click[nav-home]", "search[mug]"], "stop")
+    full = encode(tok, r.prompt, r.completion)
+    short = encode(tok, r.prompt, r.completion, max_length=len(full.input_ids) - 15)
+    assert len(short.input_ids) == len(full.input_ids) - 15
+    text = tok.decode(short.input_ids, skip_special_tokens=False)
+    for kept in (f"goal: {goal}", "history: click[nav-home] ; search[mug]", "url: /s/demo/",
+                 "page:\nDemo shop"):
+        assert kept in text
+    assert "Sock Pair" in r.prompt and "Sock Pair" not in text  # the page's last listing went
+    assert text.rstrip().endswith("<persona_1>\n<|act|>stop<|eos|>")
