@@ -138,6 +138,9 @@ def train(cfg: DictConfig) -> int:
         (out / "metrics.json").write_text(json.dumps({**metrics, "quality": quality}, indent=2))
         _log(f"held-out next-action match {quality['next_action']['overall']:.3f} over "
              f"{quality['next_action']['n']} steps; per type {quality['next_action']['per_type']}")
+        if "persona_swap_js_bits_mean" in quality:
+            _log(f"persona-swap divergence {quality['persona_swap_js_bits_mean']:.4f} bits "
+                 "(mean over type pairs; ~0 when the token is ignored)")
     _log(f"train loss {result.train_loss_first:.3f} -> {result.train_loss_last:.3f}; held-out "
          f"loss {result.eval_loss_before} -> {result.eval_loss}; saved {out}")
     return 0
@@ -156,5 +159,9 @@ def _quality(model, tokenizer, meta, episodes, max_steps: int, out: Path) -> dic
         matrix = persona_swap_divergence(policy, episodes, meta.n_personas,
                                          max_steps=min(max_steps, 32))
         quality["persona_swap_js_bits"] = matrix
+        off = [v for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j]
+        # one number for "does the token steer": ~0.001 bits when ignored, 0.05+ when it
+        # steers (measured on the REES46 sample, docs/agents.md)
+        quality["persona_swap_js_bits_mean"] = sum(off) / len(off)
         plot_divergence(matrix, out / "persona_divergence.png")
     return quality

@@ -67,6 +67,11 @@ def test_agent_train_command_writes_checkpoint(tmp_path, episodes):
             assert meta.action_log_weights == {}
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["eval_loss"] is not None and metrics["n_train_examples"] > 0
+        if variant == "token":  # one number for the persona swap, the matrix's off-diagonal mean
+            js = metrics["quality"]["persona_swap_js_bits"]
+            off = [v for i, row in enumerate(js) for j, v in enumerate(row) if i != j]
+            assert metrics["quality"]["persona_swap_js_bits_mean"] == pytest.approx(
+                sum(off) / len(off))
         assert (out / "loss.png").stat().st_size > 0
         tok, model, _ = load_agent(out, n_personas=3, device="cpu")
         assert len(tok) == model.get_input_embeddings().weight.shape[0]
