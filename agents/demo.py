@@ -53,8 +53,9 @@ class DemoConfig:
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     sft_balance: float = field(0.0, help="resampling of rare action forms in SFT (sft.balance; "
                                "adding to cart and checkout are ~0.4% of the traces' steps; "
-                               "the agent undoes the resampling when it acts). 0: off, as "
-                               "measured best on the REES46 sample (docs/agents.md)")
+                               "the agent undoes the resampling when it acts). 0: off; on "
+                               "the REES46 sample it does not make simulated buyers buy "
+                               "(docs/agents.md)")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
                                "top of the page: header, title, price, the first listings)")
     max_steps: int = field(30, help="step limit of a simulated buyer's episode (a purchase "
