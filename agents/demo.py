@@ -15,7 +15,7 @@ them).
 
 Example:
     $ simpersona demo                      # REES46 from $SIMPERSONA_DATA_DIR, else generated data
-    $ simpersona demo data=synthetic n_buyers=60
+    $ simpersona demo source=synthetic n_buyers=60
     $ simpersona demo sft_steps=1000 prompt_persona=true  # one epoch of SFT per agent
 """
 
@@ -36,19 +36,20 @@ __all__ = ["DemoConfig", "run"]
 class DemoConfig:
     """Settings of ``simpersona demo``."""
 
-    data: str = field("auto", help="auto (REES46 from $SIMPERSONA_DATA_DIR when present, else "
-                      "generated), rees46, or synthetic (generated archetype traffic)")
+    source: str = field("auto", help="the clickstream: auto (REES46 from $SIMPERSONA_DATA_DIR "
+                        "when present, else generated), rees46, or synthetic (generated "
+                        "archetype traffic). Not `data=`: that name is the ingest's config group")
     out_dir: str = field("runs/demo", help="where every stage writes; the report is "
                          "<out_dir>/evaluate/report.md")
     k: int = field(16, help="number of buyer types")
-    synthetic_buyers: int = field(3000, help="data=synthetic: buyers generated")
-    synthetic_merchants: int = field(6, help="data=synthetic: merchants generated")
+    synthetic_buyers: int = field(3000, help="source=synthetic: buyers generated")
+    synthetic_merchants: int = field(6, help="source=synthetic: merchants generated")
     trace_sessions: int = field(0, help="real sessions of the training merchants replayed "
                                 "as agent-training traces (0: all; purchases are rare, so "
                                 "every session counts)")
-    sft_steps: int = field(300, help="optimizer steps of each agent's SFT (300 x 16 examples: "
-                           "~0.3 epoch of the REES46 sample's traces; `sft_steps=1000` is one "
-                           "epoch, ~30 min on 2 cores; see docs/agents.md)")
+    sft_steps: int = field(600, help="optimizer steps of each agent's SFT (600 x 16 examples: "
+                           "~0.6 epoch of the REES46 sample's traces, ~3 min per agent on 2 "
+                           "cores; `sft_steps=1000` is one epoch; see docs/agents.md)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     sft_balance: float = field(0.0, help="resampling of rare action forms in SFT (sft.balance; "
@@ -82,11 +83,19 @@ def _command(target: str, root: str, overrides: list[str]) -> None:
     """Run one ``simpersona`` command in process, composed exactly as the CLI composes it."""
     import importlib
 
+    import torch
+
     from simpersona_env.config import compose
 
     module, func = target.split(":")
     fn = getattr(importlib.import_module(module), func)
-    code = fn(compose(root, overrides))
+    # a command sets torch's thread count for itself (the type assignment runs best on one);
+    # the next stage gets the demo's back (SFT ran at half speed on one thread)
+    threads = torch.get_num_threads()
+    try:
+        code = fn(compose(root, overrides))
+    finally:
+        torch.set_num_threads(threads)
     if code:
         raise RuntimeError(f"{root} exited with {code}")
 
@@ -94,7 +103,7 @@ def _command(target: str, root: str, overrides: list[str]) -> None:
 def _ingest(cfg: Any, out: Path, console: Any) -> tuple[Path, str]:
     from storefront_mock.canonical import default_data_dir
 
-    data = cfg.data
+    data = cfg.source
     rees = default_data_dir() / "rees46" / "2019-Oct-sample.csv"
     if data == "auto":
         data = "rees46" if rees.exists() else "synthetic"

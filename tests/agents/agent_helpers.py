@@ -60,3 +60,12 @@ def tiny_tokenizer_and_model(n_personas: int = 3, tie: bool = True, episodes_=No
     ex = build_examples(episodes_ or make_episodes(30, n_personas))
     cfg = AgentModelConfig(**TINY, tie_embeddings=tie)
     return build_agent(cfg, n_personas, corpus=[e.prompt + e.completion for e in ex])
+
+
+def one_thread_command(cfg) -> int:
+    """A stand-in `simpersona` command that sets torch's threads for itself, as the type
+    assignment does (tests of the demo's stage runner)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return 0
