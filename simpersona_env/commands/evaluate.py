@@ -25,6 +25,7 @@ from typing import Any
 from simpersona_env.commands.ingest import RunnerConfig
 from simpersona_env.commands.personas import SyntheticSource
 from simpersona_env.config import field, register
+from simpersona_env.env.settings import BackendConfig
 from simpersona_env.personas.model import PersonaVQVAEConfig
 from simpersona_env.personas.train import TrainConfig
 
@@ -47,7 +48,8 @@ class GoalBenchmarkConfig:
     runner: RunnerConfig = field(help="local or ray (config group)", default_factory=RunnerConfig)
     workers: int = field(0, help="worker processes or actors (0: in this process)")
     batch_size: int = field(1, help="tasks per batch (lockstep for act_batch policies)")
-    backend: str = field("http", help="http or playwright")
+    backend: BackendConfig = field(help="http (fast, no browser) or playwright (config group)",
+                                   default_factory=BackendConfig)
     bootstrap: int = field(1000, help="bootstrap resamples for the intervals")
     out_dir: str = field("runs/evaluate_goal", help="output folder (episodes + report)")
     resume: bool = field(False, help="continue interrupted runs in out_dir")
@@ -88,7 +90,8 @@ class EvaluateConfig:
     runner: RunnerConfig = field(help="local or ray (config group)", default_factory=RunnerConfig)
     workers: int = field(0, help="worker processes or actors (0: in this process)")
     batch_size: int = field(1, help="buyers per batch (lockstep for act_batch policies)")
-    backend: str = field("http", help="http or playwright")
+    backend: BackendConfig = field(help="http (fast, no browser) or playwright (config group)",
+                                   default_factory=BackendConfig)
     max_steps: int = field(50, help="step limit per episode")
     bootstrap: int = field(1000, help="bootstrap resamples for every interval")
     ab: bool = field(True, help="also run the A/B test of the two themes")
@@ -190,7 +193,7 @@ def run(cfg: Any) -> int:
         heldout_fraction=cfg.heldout_fraction, split_seed=cfg.split_seed,
         buyer_split_seed=cfg.buyer_split_seed,
         n_buyers=cfg.n_buyers, seed=cfg.seed, min_buyers=cfg.min_buyers, runner=runner.name,
-        workers=cfg.workers, batch_size=cfg.batch_size, backend=cfg.backend,
+        workers=cfg.workers, batch_size=cfg.batch_size, backend=cfg.backend.name,
         max_steps=cfg.max_steps, bootstrap=cfg.bootstrap, ab=cfg.ab,
         ab_policy=cfg.ab_policy or None, ab_merchant=cfg.ab_merchant or None,
         resume=cfg.resume, progress=cfg.progress)
@@ -212,7 +215,8 @@ def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dic
     return goal_benchmark(_policies(g.policies), out_dir=out_dir or Path(g.out_dir),
                           catalogs=list(g.catalogs), n_tasks=g.n_tasks, seed=g.seed,
                           data_dir=g.data_dir, max_steps=g.max_steps, runner=runner,
-                          workers=g.workers, batch_size=g.batch_size, backend=g.backend,
+                          workers=g.workers, batch_size=g.batch_size,
+                          backend=g.backend.name if "backend" in g else "http",
                           bootstrap=g.bootstrap, resume=g.resume,
                           progress=g.progress and progress)
 

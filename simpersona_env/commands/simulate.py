@@ -51,8 +51,8 @@ class SimulateConfig:
     batch_size: int = field(1, help="buyers per batch; a policy with act_batch drives a "
                             "batch's envs in lockstep")
     max_steps: int = field(50, help="step limit per episode")
-    personas: bool = field(True, help="show the sampled type to the policy (false: the "
-                           "no-persona baseline)")
+    show_persona: bool = field(True, help="show the sampled type to the policy (false: the "
+                               "no-persona baseline; not `personas=`, the VQ-VAE's config group)")
     record_observations: bool = field(False, help="keep each step's full observation text")
     out_dir: str = field("runs/simulate", help="output folder")
     resume: bool = field(False, help="continue an interrupted run in out_dir")
@@ -118,7 +118,7 @@ def run(cfg: Any) -> int:
                           n_buyers=c.n_buyers, seed=c.seed, batch_size=c.batch_size,
                           backend=OmegaConf.to_container(cfg.backend, resolve=True),
                           task=cfg.task.name, max_steps=c.max_steps,
-                          record_observations=c.record_observations, personas=c.personas)
+                          record_observations=c.record_observations, personas=c.show_persona)
     console.print(f"simulate: {c.n_buyers} buyers of store {store['name']}"
                   f"{'/' + c.store_id if c.store_id else ''}, population {where}, policy "
                   f"{spec.policy_name}, runner {runner.name} x{c.workers}, backend "
@@ -149,7 +149,7 @@ class _Flat:
     workers: int = 0
     batch_size: int = 1
     max_steps: int = 50
-    personas: bool = True
+    show_persona: bool = True
     record_observations: bool = False
     out_dir: str = "runs/simulate"
     resume: bool = False

@@ -44,7 +44,8 @@ class BenchEnvConfig:
     steps: int = field(200, help="timed steps per contender")
     warmup: int = field(20, help="untimed steps first (caches, JIT, connections)")
     memory_envs: int = field(4, help="browser envs opened at once for the memory figure")
-    store: str = field("builtin", help="bundled store preset to step through")
+    preset: str = field("builtin", help="bundled store preset to step through (not `store=`: "
+                        "that name is the storefront config group of other commands)")
     browser_path: str = field("", help="Chromium executable (default: see find_browser)")
     out: str = field("reports/bench_env", help="folder for bench_env.json and bench_env.png")
 
@@ -161,15 +162,15 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     executable = find_browser(cfg.browser_path or None)
-    app = create_app(make_stores(cfg.store))
+    app = create_app(make_stores(cfg.preset))
     store = next(iter(app.state.shop.stores.values()))
     cycle = _cycle(store.catalog.featured(1)[0].product_id, store.catalog.top_collections[0].slug)
     result: dict[str, Any] = {"config": asdict(cfg), "cycle": [c[0] for c in cycle]}
-    print(f"benchmark: store {cfg.store}, {cfg.steps} steps each (+{cfg.warmup} warm-up), "
+    print(f"benchmark: store {cfg.preset}, {cfg.steps} steps each (+{cfg.warmup} warm-up), "
           f"browser {executable}")
 
     # 1. http alone (an absolute target; the in-process backend needs no browser)
-    http_env = StorefrontEnv(app=app, store=cfg.store, backend="http")
+    http_env = StorefrontEnv(app=app, store=cfg.preset, backend="http")
     try:
         lat = _interleaved({"http": _env_stepper(http_env, cycle, "http")}, cfg.steps,
                            cfg.warmup, len(cycle))
@@ -178,7 +179,7 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     # 2. playwright env vs the raw floor on the same shop and clicks, in turns of one cycle
     served = serve_shared(app)
     raw = _RawLoop(f"{served.url}/s/{store.store_id}/", cycle, executable)
-    pw_env = StorefrontEnv(app=app, store=cfg.store, backend="playwright",
+    pw_env = StorefrontEnv(app=app, store=cfg.preset, backend="playwright",
                            browser_path=cfg.browser_path)
     try:
         lat.update(_interleaved({"raw_playwright": raw,
@@ -196,7 +197,7 @@ def run_bench(cfg: BenchEnvConfig) -> dict[str, Any]:
     base_pss, base_rss, _ = _browser_memory_mb()
     envs = []
     for i in range(cfg.memory_envs):
-        e = StorefrontEnv(app=app, store=cfg.store, backend="playwright",
+        e = StorefrontEnv(app=app, store=cfg.preset, backend="playwright",
                           browser_path=cfg.browser_path)
         e.reset(seed=100 + i)
         e.step(f"click[{cycle[0][0]}]")
