@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simpersona_env.cli import run_command
 from simpersona_env.config import field, register
 
 __all__ = ["DemoConfig", "run"]
@@ -79,27 +80,6 @@ def _say(console: Any, msg: str) -> None:
     console.print(f"[bold green]demo[/] {msg}")
 
 
-def _command(target: str, root: str, overrides: list[str]) -> None:
-    """Run one ``simpersona`` command in process, composed exactly as the CLI composes it."""
-    import importlib
-
-    import torch
-
-    from simpersona_env.config import compose
-
-    module, func = target.split(":")
-    fn = getattr(importlib.import_module(module), func)
-    # a command sets torch's thread count for itself (the type assignment runs best on one);
-    # the next stage gets the demo's back (SFT ran at half speed on one thread)
-    threads = torch.get_num_threads()
-    try:
-        code = fn(compose(root, overrides))
-    finally:
-        torch.set_num_threads(threads)
-    if code:
-        raise RuntimeError(f"{root} exited with {code}")
-
-
 def _ingest(cfg: Any, out: Path, console: Any) -> tuple[Path, str]:
     from storefront_mock.canonical import default_data_dir
 
@@ -119,12 +99,12 @@ def _ingest(cfg: Any, out: Path, console: Any) -> tuple[Path, str]:
         raw = out / "generated" / "events.parquet"
         raw.parent.mkdir(parents=True, exist_ok=True)
         log.events.write_parquet(raw)
-        _command("simpersona_env.commands.ingest:run", "ingest",
+        run_command("simpersona_env.commands.ingest:run", "ingest",
                  ["data=canonical", f"data.path={raw}", f"out_dir={ingest_dir}",
                   f"seed={cfg.seed}"])
         return ingest_dir, (f"generated archetype traffic ({cfg.synthetic_buyers} buyers, "
                             f"{cfg.synthetic_merchants} merchants, seed {cfg.seed})")
-    _command("simpersona_env.commands.ingest:run", "ingest",
+    run_command("simpersona_env.commands.ingest:run", "ingest",
              [f"data={data}", f"out_dir={ingest_dir}", f"seed={cfg.seed}"])
     return ingest_dir, f"real {data} data from {default_data_dir()}"
 
@@ -171,9 +151,9 @@ def run(cfg: Any) -> int:
                            TrainConfig(seed=cfg.seed))
     model_dir = out / "personas" / "model"
     typer.save(model_dir)
-    _command("simpersona_env.commands.personas:assign", "personas_assign",
+    run_command("simpersona_env.commands.personas:assign", "personas_assign",
              [f"buyers={ingest_dir}", f"checkpoint={model_dir}", f"out_dir={out / 'personas'}"])
-    _command("simpersona_env.commands.personas:report", "personas_report",
+    run_command("simpersona_env.commands.personas:report", "personas_report",
              [f"buyers={ingest_dir}", f"checkpoint={model_dir}",
               f"out_dir={out / 'personas' / 'report'}"])
     stats = json.loads((out / "personas" / "report" / "type_stats.json").read_text())
@@ -183,7 +163,7 @@ def run(cfg: Any) -> int:
 
     # 3. traces: real sessions of the training merchants replayed in their storefronts
     traces_dir = out / "traces"
-    _command("agents.commands_traces:traces", "traces",
+    run_command("agents.commands_traces:traces", "traces",
              [f"events={ingest_dir}", f"persona_types={out / 'personas' / 'types.parquet'}",
               f"out_dir={traces_dir}", f"max_sessions={cfg.trace_sessions}",
               f"merchants=[{','.join(train_merchants)}]", f"num_personas={cfg.k}",
@@ -201,7 +181,7 @@ def run(cfg: Any) -> int:
         variants["agent-text"] = "text"
     for name, mode in variants.items():
         extra = [f"descriptions={out / 'personas' / 'descriptions.json'}"] if mode == "text" else []
-        _command("agents.commands:train", "agent_train",
+        run_command("agents.commands:train", "agent_train",
                  [*sft, f"out={out / name}", f"sft.persona={mode}", *extra])
     t = lap("agent SFT", t)
 
@@ -221,7 +201,7 @@ def run(cfg: Any) -> int:
         ev.append(f"prompt_agent={out / 'agent-text'}")
     else:
         ev.append("~policies.prompt_persona")
-    _command("simpersona_env.commands.evaluate:run", "evaluate", ev)
+    run_command("simpersona_env.commands.evaluate:run", "evaluate", ev)
     t = lap("simulation + evaluation", t)
 
     # 7. one persona-agent episode in a real browser, on a held-out merchant's storefront

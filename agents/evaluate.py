@@ -80,8 +80,9 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
                 hits[ep.persona] += int(action == step.action)
                 top = max(sc)
                 weights = [math.exp(v - top) for v in sc]
+                total = sum(weights)
                 for cand, w in zip(c, weights):
-                    predicted[action_form(cand)] += w / sum(weights)
+                    predicted[action_form(cand)] += w / total
                 observed[action_form(step.action)] += 1
     finally:
         policy.temperature = saved_t

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-__all__ = ["CHECKOUT_FIELDS", "checkout_details", "stable_hash"]
+__all__ = ["CHECKOUT_FIELDS", "ProfileStream", "checkout_details", "stable_hash"]
 
 # chosen by a hash of the buyer id; every combination is valid for the shop's form
 _FIRST = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Robin",
@@ -63,3 +63,31 @@ def checkout_details(buyer_id: str) -> tuple[dict[str, str], str]:
              "field-address": f"{1 + (h >> 24) % 199} {_STREETS[(h >> 32) % len(_STREETS)]}",
              "field-city": city,
              "field-postcode": f"{10000 + (h >> 40) % 89999}"}, COUNTRIES[country])
+
+
+class ProfileStream:
+    """One checkout profile per episode, keyed by a seed and the episodes since it was set.
+
+    The policies that fill checkout forms (:class:`~agents.policies.llm.LLMPolicy`,
+    :class:`~agents.policies.rule_based.RuleBasedBuyer`) draw from one each and reseed it in
+    their ``seed(seed)``, which the simulation runners call before every buyer: a buyer then
+    types the same profile on any worker, local or Ray, whatever that worker ran before.
+
+    Example:
+        >>> s = ProfileStream("rule", seed=5)
+        >>> first = s.next()
+        >>> s.next() != first, (s.reseed(5), s.next())[1] == first
+        (True, True)
+    """
+
+    def __init__(self, prefix: str, seed: int = 0):
+        self.prefix = prefix
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._seed, self._n = int(seed), 0
+
+    def next(self) -> tuple[dict[str, str], str]:
+        """The next episode's ``(field id -> text, country label)``."""
+        self._n += 1
+        return checkout_details(f"{self.prefix}-{self._seed}-{self._n}")

@@ -163,9 +163,8 @@ def balance_examples(examples: Sequence[Rendered], power: float, seed: int = 0,
     ``w_c = m_c / n_c`` whatever the page, so the model learns ``p(c | page) w_c``
     (normalized); the policy subtracts ``log w_c`` from each candidate's score to recover
     ``p(c | page)`` (logit adjustment, Menon et al. 2021, "Long-tail learning via logit
-    adjustment"). A form seen 64 times in 15,856 steps (adding to cart, in the demo's
-    traces) is then trained on as if it were seen ~10x as often (``power=0.5``) instead of
-    once per epoch per example.
+    adjustment"). A form seen 64 times in 15,062 training steps (adding to cart, in the
+    demo's traces) is then shown ~6x as often (``power=0.5``).
 
     Args:
         examples: the training steps (their completion is the action).

@@ -54,6 +54,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from simpersona_env.cli import run_command  # noqa: E402  (the repository, not an install)
+
 AGENTS = {  # name -> (agent config, sft.persona): the comparison of the issue's target
     "persona_agent": ("small", "token"),
     "no_persona_8x": ("large", "none"),
@@ -62,18 +64,6 @@ AGENTS = {  # name -> (agent config, sft.persona): the comparison of the issue's
 
 def say(msg: str) -> None:
     print(f"[goal_scaling {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def command(target: str, root: str, overrides: list[str]) -> None:
-    """Run one ``simpersona`` command in process, composed as the CLI composes it."""
-    import importlib
-
-    from simpersona_env.config import compose
-
-    module, func = target.split(":")
-    code = getattr(importlib.import_module(module), func)(compose(root, overrides))
-    if code:
-        raise RuntimeError(f"{root} exited with {code}")
 
 
 def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]]:
@@ -88,7 +78,7 @@ def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
         say(f"no traces at {real_path} (run `simpersona demo` for the real ones): replaying a "
             "generated log instead")
         gen = out / "generated-traces"
-        command("agents.commands_traces:traces", "traces",
+        run_command("agents.commands_traces:traces", "traces",
                 ["events=synthetic", f"out_dir={gen}", "synthetic_buyers=400",
                  f"seed={args.seed}", "progress=false"])
         real_path, source = gen / "traces.jsonl", "generated archetype traffic (no data)"
@@ -125,7 +115,7 @@ def train(name: str, size: str, persona: str, traces: Path, k: int, args: argpar
 
     say(f"SFT {name}: agent={size}, sft.persona={persona}, {args.sft_steps} steps")
     t0 = time.perf_counter()
-    command("agents.commands:train", "agent_train",
+    run_command("agents.commands:train", "agent_train",
             [f"traces={traces}", f"out={out / name}", f"agent={size}", f"n_personas={k}",
              f"sft.persona={persona}", f"sft.max_steps={args.sft_steps}",
              f"sft.learning_rate={args.lr}", f"sft.batch_size={args.batch_size}",

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "main", "run_command"]
 
 #: words on the command line -> ("module:function", root config name)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -32,6 +32,32 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("evaluate",): ("simpersona_env.commands.evaluate:run", "evaluate"),
     ("evaluate", "goal"): ("simpersona_env.commands.evaluate:goal", "evaluate_goal"),
 }
+
+
+def run_command(target: str, root: str, overrides: Sequence[str] = ()) -> None:
+    """Run one command in this process, composed exactly as the CLI composes it.
+
+    For jobs made of commands (``simpersona demo``, the benchmarks). A command may set torch's
+    thread count for itself (the type assignment runs best on one thread); the caller's is
+    restored afterwards, so a later stage does not inherit it (the demo's SFT once ran at half
+    speed that way).
+
+    Raises:
+        RuntimeError: the command returned a non-zero exit code.
+    """
+    import torch
+
+    from simpersona_env.config import compose
+
+    module, func = target.split(":")
+    fn = getattr(importlib.import_module(module), func)
+    threads = torch.get_num_threads()
+    try:
+        code = fn(compose(root, list(overrides)))
+    finally:
+        torch.set_num_threads(threads)
+    if code:
+        raise RuntimeError(f"{root} exited with {code}")
 
 
 def _usage() -> str:

@@ -38,7 +38,7 @@ from agents.policies.base import (
     is_valid_action,
     template_prefix,
 )
-from agents.profile import checkout_details
+from agents.profile import ProfileStream
 from agents.tokens import EOS_TOKEN, encode, render_step
 from simpersona_env.errors import CheckpointError, ConfigError
 
@@ -150,9 +150,7 @@ class LLMPolicy:
                         else frozenset())
         self.autofill = autofill
         self.log_weights = dict(meta.action_log_weights) if prior_correction else {}
-        self.seed = int(seed)
-        self._episodes = 0  # episodes since the generator was (re)seeded: each its own profile
-        self._profile_seed = int(seed)
+        self._profiles = ProfileStream("policy", seed)  # each episode its own checkout profile
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
         self.persona_mode = persona_mode or meta.persona_mode
         self.descriptions = {int(k): v for k, v in (descriptions or meta.descriptions or {}).items()}
@@ -173,6 +171,12 @@ class LLMPolicy:
         self.last_choices: list[Choice] = []
 
     # -- the protocol --------------------------------------------------------------------
+    def seed(self, seed: int) -> None:
+        """Restart sampling and the checkout profiles at ``seed`` (the simulation runners call
+        it before every buyer, so a buyer acts the same on any worker)."""
+        self.generator.manual_seed(int(seed))
+        self._profiles.reseed(seed)
+
     def reset(self, persona: int, goal: str) -> None:
         self.reset_batch([persona], [goal])
 
@@ -191,16 +195,8 @@ class LLMPolicy:
             if self.persona_mode == "text" and int(k) >= 0 and int(k) not in self.descriptions:
                 raise ConfigError(f"no description for buyer type {k}; descriptions cover "
                                   f"{sorted(self.descriptions)}")
-        # keyed by the generator's seed, so a runner that reseeds the policy for each buyer
-        # gets the same profile for that buyer whatever the worker ran before
-        seed_now = int(self.generator.initial_seed())
-        if seed_now != self._profile_seed:
-            self._profile_seed, self._episodes = seed_now, 0
-        self.slots = []
-        for k, g in zip(personas, goals):
-            self._episodes += 1
-            profile = checkout_details(f"policy-{seed_now}-{self._episodes}")[0]
-            self.slots.append(_Slot(int(k), str(g or ""), profile=profile))
+        self.slots = [_Slot(int(k), str(g or ""), profile=self._profiles.next()[0])
+                      for k, g in zip(personas, goals)]
 
     def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[str]:
         """One action per slot, in one batched pass over all the envs' candidates."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.policies.base import page_elements, page_kind
-from agents.profile import checkout_details
+from agents.profile import ProfileStream
 from simpersona_env.errors import ConfigError, UnknownNameError
 
 __all__ = ["RuleBasedBuyer", "TypeProfile", "load_profiles"]
@@ -113,7 +113,7 @@ class RuleBasedBuyer:
                          for k, v in profiles.items()}
         self.default = default if default is not None else TypeProfile()
         self.rng = random.Random(seed)
-        self._seed, self._episodes = int(seed), 0  # each episode gets its own checkout profile
+        self._contacts = ProfileStream("rule", seed)  # each episode its own checkout profile
         self.max_steps = max_steps
         self.reset(-1, "")
 
@@ -121,7 +121,7 @@ class RuleBasedBuyer:
         """Restart the random stream (and the checkout profiles) at ``seed``: a runner that
         reseeds the policy for each buyer gets the same buyer whatever ran before it."""
         self.rng.seed(seed)
-        self._seed, self._episodes = int(seed), 0
+        self._contacts.reseed(seed)
 
     def reset(self, persona: int, goal: str) -> None:
         persona = int(persona)
@@ -140,8 +140,7 @@ class RuleBasedBuyer:
         self.searched = False
         self.steps = 0
         # hash-based, so the draws above (and every figure) do not depend on it
-        self._episodes += 1
-        self.contact, self.country = checkout_details(f"rule-{self._seed}-{self._episodes}")
+        self.contact, self.country = self._contacts.next()
 
     def act(self, observation: Mapping[str, Any]) -> str:
         self.steps += 1

@@ -9,15 +9,16 @@ import pytest
 
 def test_a_stage_does_not_change_the_demos_threads():
     """A command that sets one torch thread for itself (type assignment) left the demo's SFT
-    on one thread, at half speed; each stage now gets the demo's threads back."""
+    on one thread, at half speed; each in-process command now gives the caller's back."""
     import torch
 
-    from agents.demo import _command
+    import agents.demo  # noqa: F401  (registers the demo's config, composed for the stand-in)
+    from simpersona_env.cli import run_command
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        _command("agent_helpers:one_thread_command", "demo", [])
+        run_command("agent_helpers:one_thread_command", "demo", [])
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
