@@ -48,6 +48,10 @@ class DemoConfig:
     trace_sessions: int = field(0, help="real sessions of the training merchants replayed "
                                 "as agent-training traces (0: all; purchases are rare, so "
                                 "every session counts)")
+    goal_demos: int = field(100, help="scripted goal-task demonstrations per catalog "
+                            "(builtin, Flipkart, Amazon.in) added to the traces, searching the "
+                            "goal's product type (traces goal_demos.query=type), so that the "
+                            "agents learn the goal task the benchmark scores; 0: none")
     sft_steps: int = field(600, help="optimizer steps of each agent's SFT (600 x 16 examples: "
                            "~0.6 epoch of the REES46 sample's traces, ~3 min per agent on 2 "
                            "cores; `sft_steps=1000` is one epoch; see docs/agents.md)")
@@ -167,7 +171,8 @@ def run(cfg: Any) -> int:
              [f"events={ingest_dir}", f"persona_types={out / 'personas' / 'types.parquet'}",
               f"out_dir={traces_dir}", f"max_sessions={cfg.trace_sessions}",
               f"merchants=[{','.join(train_merchants)}]", f"num_personas={cfg.k}",
-              f"seed={cfg.seed}"])
+              f"seed={cfg.seed}", f"goal_demos.n={cfg.goal_demos}", "goal_demos.query=type",
+              f"goal_demos.seed={cfg.seed}", f"goal_demos.benchmark_seeds=[{cfg.seed}]"])
     t = lap("traces", t)
 
     # 4. SFT: the persona-token agent and its baselines, the same model and data
@@ -191,7 +196,7 @@ def run(cfg: Any) -> int:
           f"n_buyers={cfg.n_buyers}", f"seed={cfg.seed}", f"split_seed={cfg.seed}",
           f"out_dir={out / 'evaluate'}", "min_buyers=10", "batch_size=16", f"max_steps={cfg.max_steps}",
           f"threads={cfg.threads}", "goal=true", f"goal_benchmark.n_tasks={cfg.goal_tasks}",
-          "goal_benchmark.batch_size=8",
+          "goal_benchmark.batch_size=8", f"goal_benchmark.seed={cfg.seed}",
           "+goal_benchmark.policies.persona_agent._target_=agents.policies.llm.LLMPolicy",
           f"+goal_benchmark.policies.persona_agent.checkpoint={out / 'agent'}",
           "+goal_benchmark.policies.no_persona._target_=agents.policies.llm.LLMPolicy",

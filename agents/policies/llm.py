@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from agents.model import AgentMeta
 
-__all__ = ["Choice", "LLMPolicy", "PromptPersonaPolicy"]
+__all__ = ["Choice", "LLMPolicy", "PromptPersonaPolicy", "span_mask"]
 
 # tokens kept free at the end of the context for the candidate action (encode truncates the
 # prompt from its start when the page is longer)
@@ -118,6 +118,12 @@ class LLMPolicy:
             often SFT showed its action form, so the policy acts at the traces' rates. A form
             the weights do not cover counts as the most upweighted one. Off: the model's raw
             scores (a balanced agent then over-takes rare actions such as adding to cart).
+        goal_search: ``span`` (default): in an episode with a goal, the text of a
+            ``search[...]`` is decoded as a span of the goal's words (every token that would
+            leave the goal is masked, and the text may end only at a word's end), so a small
+            model that has learned *to* search but not yet to copy exactly searches words of
+            the goal rather than a query it memorized; ``free``: unconstrained. Episodes
+            without a goal (population simulation) always generate freely.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, model: PreTrainedModel | None = None,
@@ -126,7 +132,8 @@ class LLMPolicy:
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
                  max_prompts: int = 8, decoding: str = "masked", autofill: bool = True,
-                 action_support: str = "trained", prior_correction: bool = True):
+                 action_support: str = "trained", prior_correction: bool = True,
+                 goal_search: str = "span"):
         import torch
 
         from agents.model import AgentMeta, load_agent
@@ -144,6 +151,10 @@ class LLMPolicy:
         if decoding not in ("masked", "joint"):
             raise ConfigError(f"policy.decoding={decoding!r}: choose masked or joint")
         self.decoding = decoding
+        if goal_search not in ("span", "free"):
+            raise ConfigError(f"policy.goal_search={goal_search!r}: choose span or free")
+        self.goal_search = goal_search
+        self._vocab: list[str] | None = None  # token id -> its text (span decoding)
         if action_support not in ("trained", "all"):
             raise ConfigError(f"policy.action_support={action_support!r}: choose trained or all")
         self.support = (frozenset(meta.action_forms) if action_support == "trained"
@@ -342,8 +353,12 @@ class LLMPolicy:
         if not is_template(cands[i]):
             return cands[i]
         known = self._autofill_text(cands[i], slot)
+        goal = str(obs.get("goal") or "") or slot.goal
+        span = (goal if self.goal_search == "span" and goal.strip()
+                and cands[i].startswith("search[") else None)
         text = (known if known is not None
-                else _clean(self._generate_text(prompt, template_prefix(cands[i]))))
+                else _clean(self._generate_text(prompt, template_prefix(cands[i]),
+                                                      span=span)))
         action = fill(cands[i], text)
         if text.strip() and is_valid_action(action, obs):
             return action
@@ -357,16 +372,29 @@ class LLMPolicy:
             return None
         return slot.profile.get(template[len("type["):template.index("]")])
 
-    def _generate_text(self, prompt: list[int], prefix: str) -> str:
-        """Sample the free text of a template after ``prompt + prefix``, up to ``]``."""
+    def _generate_text(self, prompt: list[int], prefix: str, span: str | None = None) -> str:
+        """Sample the free text of a template after ``prompt + prefix``, up to ``]``; with
+        ``span``, only text that is a span of its words (:func:`span_mask`)."""
         import torch
 
         ids = prompt + list(self.tokenizer(prefix, add_special_tokens=False)["input_ids"])
         out: list[int] = []
+        if span is not None and self._vocab is None:
+            special = set(self.tokenizer.all_special_ids)
+            self._vocab = ["" if i in special else self.tokenizer.decode([i])
+                           for i in range(len(self.tokenizer))]
         with torch.inference_mode():
             res = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
             for _ in range(self.max_text_tokens):
                 logits = res.logits[0, -1].float().cpu()
+                if span is not None:
+                    allowed = span_mask(self._vocab or [], self.tokenizer.decode(out), span,
+                                        self.eos_id)
+                    if not any(allowed):
+                        break
+                    allowed += [False] * (logits.shape[0] - len(allowed))
+                    logits = logits.masked_fill(~torch.tensor(allowed[:logits.shape[0]]),
+                                                float("-inf"))
                 if self.temperature == 0:
                     nxt = int(logits.argmax())
                 else:
@@ -404,6 +432,37 @@ def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequ
             for prefix, ch in children.items()}
     return [sum(lp - norm[tuple(ids[:m])] for m, lp in enumerate(lps))
             for ids, lps in zip(cand_ids, token_logps)]
+
+
+def span_mask(vocab: Sequence[str], text: str, span: str, eos_id: int) -> list[bool]:
+    """Which tokens may follow ``text`` so that the text stays a span of ``span``'s words.
+
+    Case and runs of spaces are ignored. The text starts at a word of ``span`` (or the space
+    before one) and may end (``eos_id``, or a token starting with ``]``, which closes the
+    template) only at the end of a word.
+
+    Example:
+        >>> vocab = ["red", " mug", " cup", "]", "<eos>"]
+        >>> span_mask(vocab, "", "Buy a red mug", eos_id=4)
+        [True, True, False, False, False]
+        >>> span_mask(vocab, "red", "Buy a red mug", eos_id=4)
+        [False, True, False, True, True]
+    """
+    goal = " ".join(span.split()).lower()
+    done = text.lower()
+    starts = [i for i in range(len(goal))
+              if i == 0 or goal[i] == " " or goal[i - 1] == " "]
+    ends = [i + len(done) for i in starts if goal.startswith(done, i)]
+    may_end = bool(done.strip()) and any(
+        e == len(goal) or not goal[e].isalnum() for e in ends)
+    allowed = []
+    for i, tok in enumerate(vocab):
+        t = tok.lower()
+        if i == eos_id or t.startswith("]"):
+            allowed.append(may_end)
+        else:
+            allowed.append(bool(t) and any(goal.startswith(t, e) for e in ends))
+    return allowed
 
 
 def _clean(text: str) -> str:

@@ -68,6 +68,7 @@ class HeldoutMerchant:
     population_buyers: list[str]
     real_buyers: list[str]
     real_funnel: Any  # polars frame: buyer_funnel rows of the real half
+    population_funnel: Any = None  # polars frame: buyer_funnel rows of the population half
 
     @property
     def shares(self) -> list[float]:
@@ -103,16 +104,18 @@ def pick_heldout_merchants(merchants: Sequence[str], *, fraction: float = 0.5, s
 
 def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
                      merchants: Sequence[str], *, heldout_fraction: float = 0.5, seed: int = 0,
-                     min_buyers: int = 10) -> dict[str, HeldoutMerchant]:
+                     min_buyers: int = 10, log: bool = True) -> dict[str, HeldoutMerchant]:
     """Split each held-out merchant's buyers into the population half and the real half.
 
     Args:
         funnel: the real log's :func:`~simpersona_env.evaluation.measure.funnel_table`.
         buyers: the real buyer representations (``build_buyers`` / ``read_buyers``).
-        typer: the trained VQ-VAE (``PersonaModel``) with ``assign`` and ``k``.
+        typer: the trained VQ-VAE (``PersonaModel``) with ``assign`` and ``k``; ``None``
+            leaves the population's type counts empty (the halves alone).
         merchants: the held-out merchants.
         heldout_fraction, seed: the buyer split (the ingest's defaults: 0.5, 0).
-        min_buyers: a merchant with fewer buyers in either half is skipped (noted).
+        min_buyers: a merchant with fewer buyers in either half is skipped (noted unless
+            ``log`` is false).
 
     Returns:
         merchant -> :class:`HeldoutMerchant`; the two halves never share a buyer.
@@ -132,16 +135,18 @@ def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
                            .alias("_half"))
         pop = b.filter(pl.col("split") == TRAIN)
         real = f.filter(pl.col("_half") == HELDOUT).drop("_half")
+        pop_funnel = f.filter(pl.col("_half") == TRAIN).drop("_half")
         if pop.height < min_buyers or real.height < min_buyers:
-            _log(f"merchant {m}: {pop.height} population / {real.height} real buyers, fewer "
-                 f"than min_buyers={min_buyers}: skipped")
+            if log:
+                _log(f"merchant {m}: {pop.height} population / {real.height} real buyers, "
+                     f"fewer than min_buyers={min_buyers}: skipped")
             continue
-        types = np.asarray(typer.assign(pop), np.int64)
+        counts = ([] if typer is None else
+                  np.bincount(np.asarray(typer.assign(pop), np.int64), minlength=typer.k).tolist())
         pop_ids, real_ids = pop["buyer_id"].to_list(), real["buyer_id"].to_list()
         if set(pop_ids) & set(real_ids):  # the split is a partition; guard it anyway
             raise DataError(f"merchant {m}: the population and real halves share buyers")
-        out[m] = HeldoutMerchant(m, np.bincount(types, minlength=typer.k).tolist(), pop_ids,
-                                 real_ids, real)
+        out[m] = HeldoutMerchant(m, counts, pop_ids, real_ids, real, pop_funnel)
     if not out:
         raise DataError(f"no held-out merchant has {min_buyers}+ buyers in both halves; lower "
                         "min_buyers or hold out larger merchants")
@@ -177,6 +182,19 @@ def _cart_rate(lam: float, target: float) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if reach(mid) < target else (lo, mid)
     return (lo + hi) / 2
+
+
+def _alignments(real: Mapping[str, np.ndarray], sim: Mapping[str, np.ndarray],
+                stages: Sequence[str], bootstrap: int, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Conversion alignment and the funnel alignments of one simulated side."""
+    from simpersona_env.evaluation.alignment import funnel_alignment, rate_alignment
+
+    if "purchase" not in stages:
+        raise DataError("the real log records no purchases: conversion cannot be measured")
+    j = list(stages).index("purchase")
+    conversion = rate_alignment({m: r[:, j] for m, r in real.items()},
+                                {m: r[:, j] for m, r in sim.items()}, n_boot=bootstrap, seed=seed)
+    return conversion, funnel_alignment(real, sim, stages, n_boot=bootstrap, seed=seed)
 
 
 def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path, *,
@@ -370,14 +388,15 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
 
     Returns:
         A JSON-ready dict (see docs/evaluation.md): ``protocol``, ``merchants``,
-        ``policies`` (alignment, per-merchant and per-type statistics, type fidelity), ``ab``.
+        ``policies`` (alignment, per-merchant and per-type statistics, type fidelity),
+        ``reference`` (the split's ceiling: the real population half in the simulation's
+        place), ``ab``.
     """
     import polars as pl
 
     from simpersona_env.buyers import build_buyers
     from simpersona_env.buyers.split import TRAIN, assign_splits
     from simpersona_env.buyers.stats import merchant_stats
-    from simpersona_env.evaluation.alignment import funnel_alignment, rate_alignment
     from simpersona_env.evaluation.measure import (
         funnel_table,
         observed_event_types,
@@ -451,6 +470,19 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                                       real_types, bootstrap=bootstrap),
         "policies": {},
     }
+    # the split's own ceiling: the population half's real buyers in the simulation's place
+    pop_reach = reach_by_merchant(None, stages, funnel=pl.concat(
+        [protocol[m].population_funnel for m in held]))
+    ref_conv, ref_funnel = _alignments(real_reach, pop_reach, stages, bootstrap, seed)
+    result["reference"] = {"real_halves": {
+        "meaning": "the population half's real buyers scored against the real half: what a "
+                   "simulator that reproduced the population exactly would score on this split",
+        "conversion": ref_conv.as_dict(),
+        "funnel": {s: v.as_dict() for s, v in ref_funnel.items()},
+        "buyers": {m: int(pop_reach[m].shape[0]) for m in held if m in pop_reach}}}
+    c = ref_conv.alignment
+    _log(f"reference, real population half vs real half: conversion alignment {c.value:.3f} "
+         f"[{c.lo:.3f}, {c.hi:.3f}] (the split's ceiling)")
     specs: dict[str, SimulationSpec] = {}
     for name, raw in policies.items():
         pspec, personas, average = _policy_spec(raw, profiles)
@@ -475,13 +507,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         if missing:
             _log(f"[yellow]{name}: no simulated buyer of {missing} left an event the real log "
                  "records; those merchants are left out of its alignment")
-        conv_j = stages.index("purchase") if "purchase" in stages else None
-        if conv_j is None:
-            raise DataError("the real log records no purchases: conversion cannot be measured")
-        conversion = rate_alignment({m: r[:, conv_j] for m, r in real_reach.items()},
-                                    {m: r[:, conv_j] for m, r in sim_reach.items()},
-                                    n_boot=bootstrap, seed=seed)
-        funnel = funnel_alignment(real_reach, sim_reach, stages, n_boot=bootstrap, seed=seed)
+        conversion, funnel = _alignments(real_reach, sim_reach, stages, bootstrap, seed)
         sim_stats = merchant_stats(sim_funnel, bootstrap=bootstrap, seed=seed)["merchants"]
         sampled = {} if average else {
             (r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records_all

@@ -32,15 +32,22 @@ def test_demo_end_to_end_on_generated_data(tmp_path):
     out = tmp_path / "demo"
     code = main(["demo", "source=synthetic", f"out_dir={out}", "synthetic_buyers=400",
                  "synthetic_merchants=4", "k=4", "trace_sessions=40", "sft_steps=4",
-                 "sft_batch_size=4", "n_buyers=4", "goal_tasks=1", "max_steps=8",
+                 "sft_batch_size=4", "n_buyers=4", "goal_tasks=1", "max_steps=8", "goal_demos=2",
                  "browser_episode=true", "threads=1"])
     assert code == 0
     summary = json.loads((out / "demo.json").read_text())
     assert "generated" in summary["data"] or "synthetic" in summary["data"]
     assert set(summary["seconds"]) >= {"ingest", "buyer types", "traces", "agent SFT",
                                        "simulation + evaluation", "browser episode"}
+    coverage = json.loads((out / "traces" / "coverage.json").read_text())
+    assert coverage["goal_demos"]["catalogs"]["builtin"]["added"] == 2
+    goals = [json.loads(line)["goal"] for line in
+             (out / "traces" / "traces.jsonl").read_text().splitlines()]
+    assert sum(bool(g) for g in goals) >= 2  # the demonstrations went into the agents' traces
     report = json.loads((out / "evaluate" / "report.json").read_text())
     assert report  # the evaluation wrote its figures
+    ref = report["population"]["reference"]["real_halves"]
+    assert 0.0 <= ref["conversion"]["alignment"]["value"] <= 1.0  # the split's ceiling
     for png in ("conversion.png", "funnel_by_type.png", "type_fidelity.png"):
         assert (out / "evaluate" / png).stat().st_size > 0
     for agent in ("agent", "agent-nopersona"):

@@ -110,10 +110,45 @@ def test_free_text_is_generated_or_falls_back(fresh):
     policy.reset(0, "")
     obs = home_obs(0)
     for text in ["red mug", "", "\x02\ufffd"]:
-        policy._generate_text = lambda prompt, prefix, t=text: t  # the model's reply, fixed
+        policy._generate_text = lambda prompt, prefix, span=None, t=text: t  # a fixed reply
         action = policy._choose([1, 2], obs, ["search[<text>]", "click[nav-cart]", "stop"],
                                 [0.0, -50.0, -60.0], policy.slots[0])
         assert action == ("search[red mug]" if text == "red mug" else "click[nav-cart]")
+
+
+def _is_span(text: str, goal: str) -> bool:
+    words, found = text.lower().split(), goal.lower().split()
+    return bool(words) and any(found[i:i + len(words)] == words for i in range(len(found)))
+
+
+def test_goal_search_text_is_a_span_of_the_goal(fresh):
+    """An untrained model writes anything; with a goal, span decoding keeps its search text
+    to the goal's words (whole words, in order), and without a goal it still writes freely."""
+    tok, model = fresh
+    goal = "Buy a red mug with handle: Large, price lower than 12.00."
+    span = LLMPolicy(model=model, tokenizer=tok, seed=0, temperature=1.0, max_text_tokens=6)
+    free = LLMPolicy(model=model, tokenizer=tok, seed=0, temperature=1.0, max_text_tokens=6,
+                     goal_search="free")
+    prompt = tok("goal: " + goal, add_special_tokens=False)["input_ids"]
+    spans = [span._generate_text(prompt, "search[", span=goal) for _ in range(20)]
+    frees = [free._generate_text(prompt, "search[") for _ in range(20)]
+    # only the token limit may cut a word: every word but the last is one of the goal's,
+    # in the goal's order, and the last begins one of them
+    for text in spans:
+        assert text.strip() and goal.lower().find(text.strip().lower()) >= 0, text
+        *head, last = text.split()
+        assert not head or _is_span(" ".join(head), goal), text
+        assert any(w.startswith(last.lower()) for w in goal.lower().split()), text
+    assert not all(goal.lower().find(t.strip().lower()) >= 0 and t.strip() for t in frees)
+    # the whole path: on a goal page, a drawn search is a span of the goal
+    obs = home_obs(0, goal=goal)
+    span.reset(0, goal)
+    p = span._prompt(obs, span.slots[0])
+    for _ in range(5):
+        action = span._choose(p, obs, ["search[<text>]", "stop"], [0.0, -50.0], span.slots[0])
+        assert action.startswith("search[") and goal.lower().find(action[7:-1].lower()) >= 0
+    with pytest.raises(ConfigError, match="goal_search"):
+        LLMPolicy(model=model, tokenizer=tok, goal_search="copy")
 
 
 def test_checkout_fields_autofill_from_a_per_episode_profile(fresh):
@@ -132,7 +167,7 @@ def test_checkout_fields_autofill_from_a_per_episode_profile(fresh):
         out = []
         for _ in range(n):
             policy.reset(1, "")
-            policy._generate_text = lambda prompt, prefix: "not an address"
+            policy._generate_text = lambda prompt, prefix, span=None: "not an address"
             out.append(policy._choose([1, 2], obs, cands, [0.0], policy.slots[0]))
         return out
 

@@ -90,6 +90,7 @@ def test_heldout_halves_are_disjoint_and_cover_each_merchant(real):
         assert pop | rl == everyone
         assert sum(h.counts) == len(pop) and len(h.shares) == real["typer"].k
         assert set(h.real_funnel["buyer_id"]) == rl
+        assert set(h.population_funnel["buyer_id"]) == pop
     # a different split seed gives different halves
     other = heldout_protocol(funnel, real["buyers"], real["typer"], real["held"],
                              min_buyers=5, seed=5)
@@ -173,6 +174,21 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     assert {r["theme"] for r in arms[:12]} == {"classic"} and {r["theme"] for r in arms[12:]} \
         == {"grid"}
 
+    # the reference: the population half's real conversion against the real half's, by hand
+    from simpersona_env.evaluation.alignment import alignment_score
+    from simpersona_env.evaluation.measure import funnel_table
+    from simpersona_env.evaluation.population import heldout_protocol
+
+    ref = res["reference"]["real_halves"]
+    protocol = heldout_protocol(funnel_table(real["events"]), real["buyers"], real["typer"],
+                                held, min_buyers=5)
+    by_hand = [float(alignment_score(h.population_funnel["reached_purchase"].mean(),
+                                     h.real_funnel["reached_purchase"].mean()))
+               for h in protocol.values()]
+    assert ref["conversion"]["alignment"]["value"] == pytest.approx(np.mean(by_hand))
+    assert ref["buyers"] == {m: len(h.population_buyers) for m, h in protocol.items()}
+    assert set(ref["funnel"]) == {*res["protocol"]["stages"], "funnel"}
+
     paths = write_report(res, tmp_path / "report")
     for name in PLOTS:
         data = paths[name].read_bytes()
@@ -181,6 +197,7 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     for name in PLOTS:
         assert f"({name}.png)" in md
     assert all(line in md for line in headline(res))
+    assert "reference: real population half" in md
     doc = json.loads(paths["json"].read_text())
     assert doc["population"]["protocol"]["heldout_merchants"] == held
 
