@@ -28,6 +28,12 @@ Run::
     .venv/bin/python bench/goal_scaling.py                      # ~20 min on 2 busy cores
     .venv/bin/python bench/goal_scaling.py --reuse-agents       # evaluation only (~5 min)
     .venv/bin/python bench/goal_scaling.py --sft-steps 20 --demos 10 --n-tasks 2   # smoke run
+    .venv/bin/python bench/goal_scaling.py --query type --demos 300 --sft-steps 1500 \
+        --threads 2 --out runs/bench/goal_type_small                 # docs/traces.md, ~40 min
+
+``--agents persona_agent`` trains and runs one agent (no verdict); a later run with
+``--reuse-agents`` and both trains only the missing one. ``--goal-search free`` lets the LLM
+policies write goal searches freely (default: spans of the goal).
 
 Besides end-to-end success it scores each agent's next action on held-out goal
 demonstrations (tasks in neither the traces nor the benchmark), by kind of step (search,
@@ -82,7 +88,12 @@ def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
                 ["events=synthetic", f"out_dir={gen}", "synthetic_buyers=400",
                  f"seed={args.seed}", "progress=false"])
         real_path, source = gen / "traces.jsonl", "generated archetype traffic (no data)"
-    real = read_episodes(real_path)
+    everything = read_episodes(real_path)
+    # the demo's traces may carry goal demonstrations of their own (untyped, with a goal):
+    # the bench adds its own, so only the replayed sessions are kept
+    real = [e for e in everything if not (e.goal and e.persona < 0)]
+    if len(real) < len(everything):
+        say(f"left out {len(everything) - len(real)} goal demonstrations found in {real_path}")
     t0 = time.perf_counter()
     demos, report = goal_demonstrations(args.catalogs, args.demos, seed=args.seed,
                                         query=args.query, benchmark_seeds=[args.bench_seed],
@@ -94,6 +105,7 @@ def build_traces(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, A
     path = out / "traces.jsonl"
     write_episodes([*real, *demos], path)
     info = {"real_source": source, "real_episodes": len(real),
+            "demos_left_out_of_real": len(everything) - len(real),
             "real_steps": sum(len(e.steps) for e in real),
             "real_goal_episodes": sum(bool(e.goal) for e in real),
             "demo_episodes": len(demos), "demo_steps": sum(len(e.steps) for e in demos),
@@ -337,10 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     times["traces"] = round(time.perf_counter() - t0, 1)
     agents = {}
     previous = out / "goal_scaling.json"
+    before = json.loads(previous.read_text())["agents"] if previous.is_file() else {}
     for name, (size, persona) in chosen.items():
         t = time.perf_counter()
-        if args.reuse_agents and (out / name / "metrics.json").is_file() and previous.is_file():
-            agents[name] = json.loads(previous.read_text())["agents"][name]
+        if args.reuse_agents and (out / name / "metrics.json").is_file() and name in before:
+            agents[name] = before[name]
             say(f"{name}: reusing the checkpoint in {out / name} (--reuse-agents)")
         else:
             agents[name] = train(name, size, persona, traces, data["n_personas"], args, out)
