@@ -9,6 +9,9 @@ In one run, each measurement in its own subprocess (so that peak memory is its o
   streaming, and counts nulls): the cost of just reading the data;
 * ``convert``: a reference, not a floor: the same files rewritten as Parquet as they are
   (no parsing, checks or sorting);
+* ``polars_minimal``: a reference, not a floor: the pandas version's work written as one
+  in-memory Polars program on all events (every thread, no validation, quarantine or line
+  numbers, no memory bound): what the engine needs for the work itself;
 * ``simpersona``: ``simpersona_env.ingest.ingest`` (local runner) on all events: parse and
   validate, quarantine, dedup, sessionize, write Parquet by merchant, buyer representations;
   merchant statistics are timed apart;
@@ -234,8 +237,97 @@ def work_pandas(data: Path, out: Path) -> dict[str, Any]:
             "peak_mib": mem.mib()}
 
 
+def work_polars_minimal(data: Path, out: Path) -> dict[str, Any]:
+    """Reference, not a target: the pandas version's work as one in-memory Polars program
+    (all threads, no validation, no quarantine, no line numbers, no memory bound): what the
+    engine itself needs for the parse, sort, sessions, writes and group-bys."""
+    import numpy as np
+    import polars as pl
+
+    from simpersona_env.buyers.spec import GAP_BUCKETS_S
+    from storefront_mock.canonical import EVENT_TYPES
+
+    code = {e: i + 1 for i, e in enumerate(EVENT_TYPES)}
+    ev = pl.Enum(list(EVENT_TYPES))
+    with PeakRSS() as mem:
+        t, c = time.perf_counter(), time.process_time()
+        mem.stage = "parse"
+        rees = pl.scan_csv(data / FILES[0], infer_schema=False).select(
+            merchant_id=pl.col("category_code").str.split(".").list.first()
+            .fill_null("uncategorized"),
+            buyer_id=pl.col("user_id"), session_id=pl.col("user_session"),
+            ts=pl.col("event_time").str.strptime(pl.Datetime("ms", "UTC"),
+                                                 "%Y-%m-%d %H:%M:%S UTC", strict=False),
+            event=pl.col("event_type").replace_strict(
+                {"view": "product_view", "cart": "add_to_cart",
+                 "remove_from_cart": "remove_from_cart", "purchase": "purchase"},
+                default=None, return_dtype=ev),
+            product_id=pl.col("product_id"), category=pl.col("category_code"),
+            brand=pl.col("brand"), price=pl.col("price").cast(pl.Float64, strict=False))
+        taobao = pl.scan_csv(data / FILES[1], infer_schema=False).select(
+            merchant_id=pl.lit("taobao"), buyer_id=pl.col("user_id"),
+            session_id=pl.lit(None, pl.String),
+            ts=pl.from_epoch(pl.col("timestamp").cast(pl.Int64, strict=False), "s")
+            .dt.cast_time_unit("ms").dt.replace_time_zone("UTC"),
+            event=pl.col("behavior_type").replace_strict(
+                {"pv": "product_view", "cart": "add_to_cart", "fav": "favourite",
+                 "buy": "purchase"}, default=None, return_dtype=ev),
+            product_id=pl.col("item_id"), category=pl.col("category_id"),
+            brand=pl.lit(None, pl.String), price=pl.lit(None, pl.Float64))
+        df = pl.concat([rees, taobao]).collect()
+        n_in = df.height
+        df = df.filter(pl.col("buyer_id").is_not_null() & pl.col("ts").is_not_null()
+                       & pl.col("event").is_not_null())
+        mem.stage = "sessions"
+        key = ["merchant_id", "buyer_id"]
+        df = df.sort([*key, "ts"], maintain_order=True).unique(maintain_order=True)
+        gap = pl.col("ts").diff().over(key)
+        df = df.with_columns(gap_s=gap.dt.total_seconds())
+        new = pl.col("gap_s").is_null() | (pl.col("gap_s") > 1800)
+        df = df.with_columns(session_id=pl.coalesce(
+            "session_id", pl.col("buyer_id") + ":" + new.cum_sum().over(key).cast(pl.String)))
+        df.drop("gap_s").write_parquet(out / "polars-events.parquet", compression="lz4")
+        mem.stage = "buyers"
+        edges = (df.filter(pl.col("price").is_not_null()).group_by("merchant_id")
+                 .agg([pl.col("price").quantile(q).alias(f"q{i}")
+                       for i, q in enumerate((0.2, 0.4, 0.6, 0.8))]))
+        df = df.join(edges, on="merchant_id", how="left")
+        level = 1 + sum((pl.col("price") > pl.col(f"q{i}")).cast(pl.Int8) for i in range(4))
+        gap_tok = np.where(df["gap_s"].is_null().to_numpy(), len(GAP_BUCKETS_S) + 1,
+                           1 + np.searchsorted(np.array(GAP_BUCKETS_S[:-1]),
+                                               df["gap_s"].fill_null(0).to_numpy(),
+                                               side="right"))
+        df = df.with_columns(
+            tok_event=pl.col("event").cast(pl.String).replace_strict(code, return_dtype=pl.Int8),
+            tok_gap=pl.Series(gap_tok).cast(pl.Int8),
+            tok_price=pl.when(pl.col("price").is_null() | pl.col("q0").is_null()).then(1)
+            .otherwise(level + 1),
+            tok_category_change=pl.when(pl.col("category").is_null()).then(1)
+            .when(pl.col("category") == pl.col("category").shift().over(key)).then(2)
+            .otherwise(3),
+            tok_session_start=pl.when(pl.col("session_id") != pl.col("session_id").shift()
+                                      .over(key)).then(1).otherwise(2),
+            hour=pl.col("ts").dt.hour().cast(pl.Float64) * (2 * np.pi / 24))
+        durations = (df.group_by([*key, "session_id"])
+                     .agg(d=(pl.col("ts").max() - pl.col("ts").min()).dt.total_seconds())
+                     .group_by(key).agg(session_duration_s=pl.col("d").mean()))
+        toks = ["tok_event", "tok_gap", "tok_price", "tok_category_change", "tok_session_start"]
+        buyers = df.group_by(key).agg(
+            n_events=pl.len(), n_sessions=pl.col("session_id").n_unique(),
+            views=(pl.col("event") == "product_view").sum(),
+            carts=(pl.col("event") == "add_to_cart").sum(),
+            buys=(pl.col("event") == "purchase").sum(), cats=pl.col("category").n_unique(),
+            hour_sin=pl.col("hour").sin().mean(), hour_cos=pl.col("hour").cos().mean(),
+            last=pl.col("ts").max(), *[pl.col(k).tail(64) for k in toks],
+        ).join(durations, on=key, how="left")
+        buyers.write_parquet(out / "polars-buyers.parquet", compression="lz4")
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"rows": n_in, "seconds": secs, "cpu_seconds": cpu, "buyers": buyers.height,
+            "events_out": df.height, "peak_mib": mem.mib()}
+
+
 WORK = {"floor": work_floor, "convert": work_convert, "simpersona": work_simpersona,
-        "pandas": work_pandas}
+        "pandas": work_pandas, "polars_minimal": work_polars_minimal}
 
 
 def _sub(kind: str, data: Path, out: Path) -> dict[str, Any]:
@@ -326,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "other processes share these cores; compare the ratios, measured in one run",
         "load_average_start": list(os.getloadavg()),
     }
-    for kind in ("floor", "convert", "simpersona"):
+    for kind in ("floor", "convert", "polars_minimal", "simpersona"):
         print(f"running {kind} on {info['events']:,} events ...", flush=True)
         r = _sub(kind, data, work / kind)
         r["events_per_s"] = r["rows"] / r.get("core_seconds", r["seconds"])
@@ -347,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         / result["pandas"]["events_per_s"],
         "simpersona_time_over_raw_scan": s["core_seconds"] / f["seconds"],
         "simpersona_time_over_csv_to_parquet": s["core_seconds"] / result["convert"]["seconds"],
+        # the reference: the same core work in memory, without the checks or a memory bound
+        "polars_minimal_time_over_raw_scan": result["polars_minimal"]["seconds"] / f["seconds"],
+        "polars_minimal_peak_over_input_mib": max(result["polars_minimal"]["peak_mib"].values())
+        / result["data_mib"],
+        "simpersona_time_over_polars_minimal": s["core_seconds"]
+        / result["polars_minimal"]["seconds"],
         "peak_mib_over_input_mib": max(s["peak_mib"].values()) / result["data_mib"],
         # CPU seconds (all threads) are less sensitive to other work on the cores than
         # wall time; the ingest's include its merchant statistics and writing the outputs
@@ -355,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         / result["simpersona_sample"]["cpu_seconds"],
     }
     result["events_per_cpu_s"] = {k: result[k]["rows"] / result[k]["cpu_seconds"]
-                                  for k in ("floor", "simpersona", "simpersona_sample", "pandas")}
+                                  for k in ("floor", "polars_minimal", "simpersona",
+                                            "simpersona_sample", "pandas")}
     result["targets"] = {
         ">= 1M events/s": s["events_per_s"] >= 1e6,
         ">= 5x pandas": result["ratios"]["simpersona_vs_pandas_same_sample"] >= 5,
