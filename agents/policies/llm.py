@@ -155,6 +155,7 @@ class LLMPolicy:
             raise ConfigError(f"policy.goal_search={goal_search!r}: choose span or free")
         self.goal_search = goal_search
         self._vocab: list[str] | None = None  # token id -> its text (span decoding)
+        self._vocab_index: dict[str, list[int]] = {}  # first character -> token ids
         if action_support not in ("trained", "all"):
             raise ConfigError(f"policy.action_support={action_support!r}: choose trained or all")
         self.support = (frozenset(meta.action_forms) if action_support == "trained"
@@ -383,13 +384,14 @@ class LLMPolicy:
             special = set(self.tokenizer.all_special_ids)
             self._vocab = ["" if i in special else self.tokenizer.decode([i])
                            for i in range(len(self.tokenizer))]
+            self._vocab_index = first_char_index(self._vocab)
         with torch.inference_mode():
             res = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
             for _ in range(self.max_text_tokens):
                 logits = res.logits[0, -1].float().cpu()
                 if span is not None:
                     allowed = span_mask(self._vocab or [], self.tokenizer.decode(out), span,
-                                        self.eos_id)
+                                        self.eos_id, self._vocab_index)
                     if not any(allowed):
                         break
                     allowed += [False] * (logits.shape[0] - len(allowed))
@@ -434,12 +436,14 @@ def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequ
             for ids, lps in zip(cand_ids, token_logps)]
 
 
-def span_mask(vocab: Sequence[str], text: str, span: str, eos_id: int) -> list[bool]:
+def span_mask(vocab: Sequence[str], text: str, span: str, eos_id: int,
+              index: Mapping[str, Sequence[int]] | None = None) -> list[bool]:
     """Which tokens may follow ``text`` so that the text stays a span of ``span``'s words.
 
     Case and runs of spaces are ignored. The text starts at a word of ``span`` (or the space
     before one) and may end (``eos_id``, or a token starting with ``]``, which closes the
-    template) only at the end of a word.
+    template) only at the end of a word. ``index`` is :func:`first_char_index` of ``vocab``
+    (built when not given; a policy keeps it, since it costs one pass over the vocabulary).
 
     Example:
         >>> vocab = ["red", " mug", " cup", "]", "<eos>"]
@@ -455,14 +459,27 @@ def span_mask(vocab: Sequence[str], text: str, span: str, eos_id: int) -> list[b
     ends = [i + len(done) for i in starts if goal.startswith(done, i)]
     may_end = bool(done.strip()) and any(
         e == len(goal) or not goal[e].isalnum() for e in ends)
-    allowed = []
-    for i, tok in enumerate(vocab):
-        t = tok.lower()
-        if i == eos_id or t.startswith("]"):
-            allowed.append(may_end)
-        else:
-            allowed.append(bool(t) and any(goal.startswith(t, e) for e in ends))
+    allowed = [False] * len(vocab)
+    # only tokens whose first character is the goal's next one can continue it
+    by_first = first_char_index(vocab) if index is None else index
+    for e in ends:
+        if e < len(goal):
+            for i in by_first.get(goal[e], ()):
+                allowed[i] = allowed[i] or goal.startswith(vocab[i].lower(), e)
+    for i in by_first.get("]", ()):
+        allowed[i] = may_end
+    if 0 <= eos_id < len(vocab):
+        allowed[eos_id] = may_end
     return allowed
+
+
+def first_char_index(vocab: Sequence[str]) -> dict[str, list[int]]:
+    """Lower-cased first character -> ids of the (non-empty) tokens that start with it."""
+    index: dict[str, list[int]] = {}
+    for i, tok in enumerate(vocab):
+        if tok:
+            index.setdefault(tok[0].lower(), []).append(i)
+    return index
 
 
 def _clean(text: str) -> str:
