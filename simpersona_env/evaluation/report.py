@@ -119,6 +119,14 @@ def _plot_conversion(result: Mapping[str, Any], path: Path) -> list[list[Any]]:
                 ax.annotate(m, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
             rows.append([name, m, *real[ms.index(m)], *sim[ms.index(m)]])
         top = max(top, np.nanmax(np.concatenate([rh, sh, [0.01]])))
+    ref = (result.get("reference") or {}).get("real_halves")
+    if ref:  # the split's ceiling: the population half's real rate in the simulation's place
+        per = ref["conversion"]["per_merchant"]
+        xs, ys = [per[m]["real"] for m in per], [per[m]["sim"] for m in per]
+        ax.scatter(xs, ys, marker="x", color="k", zorder=3,
+                   label=f"real population half (ceiling, alignment "
+                         f"{ref['conversion']['alignment']['value']:.2f})")
+        top = max([top, *xs, *ys])
     lim = max(top, 0.01) * 1.1
     ax.plot([0, lim], [0, lim], "k--", lw=1, label="simulated = real")
     ax.set_xlim(0, lim)
