@@ -26,7 +26,8 @@ import numpy as np
 
 from simpersona_env.errors import DataError
 
-__all__ = ["Estimate", "AlignmentResult", "alignment_score", "rate_alignment", "funnel_alignment"]
+__all__ = ["Estimate", "AlignmentResult", "alignment_score", "rate_alignment", "funnel_alignment",
+           "expected_rate_alignment"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +195,30 @@ def rate_alignment(
     real2 = {m: np.asarray(v, bool).reshape(-1, 1) for m, v in real.items()}
     sim2 = {m: np.asarray(v, bool).reshape(-1, 1) for m, v in sim.items()}
     return funnel_alignment(real2, sim2, ["rate"], n_boot=n_boot, level=level, seed=seed)["rate"]
+
+
+def expected_rate_alignment(rates: Sequence[float], real: Sequence[float], n: int, *,
+                            draws: int = 1000, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Rate alignment that a simulator whose ``n`` buyers per merchant each convert with
+    exactly ``rates`` (one per merchant) gets against the ``real`` rates: the mean over
+    binomial draws, with the ``level`` range of the draws as the interval.
+
+    What sampling ``n`` buyers costs even a perfect simulator.
+
+    Example:
+        >>> expected_rate_alignment([0.0, 1.0], [0.0, 1.0], 50).value  # nothing to miss
+        1.0
+        >>> expected_rate_alignment([0.5], [0.5], 1).value  # one buyer: 0 or 1, never 0.5
+        0.0
+    """
+    rates_a, real_a = np.asarray(rates, float), np.asarray(real, float)
+    if rates_a.shape != real_a.shape or rates_a.ndim != 1:
+        raise DataError(f"{rates_a.shape} rates for {real_a.shape} real rates; give one per "
+                        "merchant on both sides")
+    if n < 1:
+        raise DataError(f"n={n} simulated buyers; give at least 1")
+    sim = np.random.default_rng(seed).binomial(n, rates_a, size=(draws, rates_a.size)) / n
+    per_draw = alignment_score(sim, real_a).mean(axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(per_draw, [a, 1 - a])
+    return Estimate(float(per_draw.mean()), float(lo), float(hi), level)

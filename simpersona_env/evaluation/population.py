@@ -397,6 +397,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     from simpersona_env.buyers import build_buyers
     from simpersona_env.buyers.split import TRAIN, assign_splits
     from simpersona_env.buyers.stats import merchant_stats
+    from simpersona_env.evaluation.alignment import expected_rate_alignment
     from simpersona_env.evaluation.measure import (
         funnel_table,
         observed_event_types,
@@ -474,7 +475,14 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     pop_reach = reach_by_merchant(None, stages, funnel=pl.concat(
         [protocol[m].population_funnel for m in held]))
     ref_conv, ref_funnel = _alignments(real_reach, pop_reach, stages, bootstrap, seed)
-    result["reference"] = {"real_halves": {
+    per = ref_conv.per_merchant
+    exact = expected_rate_alignment([per[m]["sim"] for m in per], [per[m]["real"] for m in per],
+                                    n_buyers, draws=bootstrap, seed=seed)
+    result["reference"] = {"exact_rates": {
+        "meaning": f"{n_buyers} simulated buyers per merchant converting with exactly the "
+                   "population half's real rate, against the real half: what sampling "
+                   "n_buyers costs a perfect simulator",
+        "n_buyers": n_buyers, "conversion_alignment": exact.as_dict()}, "real_halves": {
         "meaning": "the population half's real buyers scored against the real half: what a "
                    "simulator that reproduced the population exactly would score on this split",
         "conversion": ref_conv.as_dict(),
@@ -482,7 +490,8 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         "buyers": {m: int(pop_reach[m].shape[0]) for m in held if m in pop_reach}}}
     c = ref_conv.alignment
     _log(f"reference, real population half vs real half: conversion alignment {c.value:.3f} "
-         f"[{c.lo:.3f}, {c.hi:.3f}] (the split's ceiling)")
+         f"[{c.lo:.3f}, {c.hi:.3f}] (the split's ceiling); a simulator with exactly those "
+         f"rates expects {exact.value:.3f} at {n_buyers} buyers per merchant")
     specs: dict[str, SimulationSpec] = {}
     for name, raw in policies.items():
         pspec, personas, average = _policy_spec(raw, profiles)

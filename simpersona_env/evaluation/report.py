@@ -88,6 +88,12 @@ def headline(result: Mapping[str, Any], goal: Mapping[str, Any] | None = None) -
                      f"conversion alignment {_fmt(ref['conversion']['alignment'])}, funnel "
                      f"alignment {_fmt(ref['funnel']['funnel']['alignment'])} (this split's "
                      "ceiling)")
+    exact = (result.get("reference") or {}).get("exact_rates")
+    if exact:
+        lines.append(f"reference, {exact['n_buyers']} simulated buyers per merchant converting "
+                     "at exactly the population half's rates: conversion alignment "
+                     f"{_fmt(exact['conversion_alignment'])} (what sampling costs a perfect "
+                     "simulator)")
     if result.get("ab"):
         d = result["ab"]["difference"]
         lines.append(f"A/B on {result['ab']['merchant']}: {d['meaning']} = {_fmt(d)}")

@@ -77,3 +77,24 @@ def test_funnel_correlation_is_across_merchants_not_across_stages():
     res = funnel_alignment(real, sim, ["view", "buy"], n_boot=100)
     assert res["buy"].correlation.value < -0.5  # purchase rates ordered oppositely
     assert res["funnel"].correlation.value == pytest.approx(res["buy"].correlation.value)
+
+
+def test_expected_alignment_of_a_perfect_simulator_at_n_buyers():
+    from simpersona_env.evaluation.alignment import expected_rate_alignment
+
+    # a rate of 0 or 1 leaves nothing to chance; one buyer at 0.5 always misses by 100 %
+    assert expected_rate_alignment([0.0, 1.0], [0.0, 1.0], 5).value == 1.0
+    assert expected_rate_alignment([0.5], [0.5], 1).value == 0.0
+    # two buyers at 0.5: 0 or 1 (score 0) half the time, exactly 0.5 (score 1) half the time
+    e = expected_rate_alignment([0.5], [0.5], 2, draws=20000)
+    assert e.value == pytest.approx(0.5, abs=0.02) and (e.lo, e.hi) == (0.0, 1.0)
+    # more simulated buyers cost less; the same seed gives the same figure
+    few = expected_rate_alignment([0.05, 0.02], [0.06, 0.02], 80).value
+    many = expected_rate_alignment([0.05, 0.02], [0.06, 0.02], 5000).value
+    assert few < many <= 1.0
+    assert expected_rate_alignment([0.05], [0.06], 80, seed=3).value == \
+        expected_rate_alignment([0.05], [0.06], 80, seed=3).value
+    with pytest.raises(DataError, match="one per merchant"):
+        expected_rate_alignment([0.1, 0.2], [0.1], 10)
+    with pytest.raises(DataError, match="at least 1"):
+        expected_rate_alignment([0.1], [0.1], 0)

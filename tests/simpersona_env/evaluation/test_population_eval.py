@@ -188,6 +188,13 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     assert ref["conversion"]["alignment"]["value"] == pytest.approx(np.mean(by_hand))
     assert ref["buyers"] == {m: len(h.population_buyers) for m, h in protocol.items()}
     assert set(ref["funnel"]) == {*res["protocol"]["stages"], "funnel"}
+    from simpersona_env.evaluation.alignment import expected_rate_alignment
+
+    exact = res["reference"]["exact_rates"]
+    per = ref["conversion"]["per_merchant"]
+    assert exact["n_buyers"] == 12 and exact["conversion_alignment"]["value"] == pytest.approx(
+        expected_rate_alignment([per[m]["sim"] for m in per], [per[m]["real"] for m in per], 12,
+                                draws=60, seed=0).value)
 
     paths = write_report(res, tmp_path / "report")
     for name in PLOTS:
