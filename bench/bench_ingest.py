@@ -313,12 +313,13 @@ def work_polars_minimal(data: Path, out: Path) -> dict[str, Any]:
                      .group_by(key).agg(session_duration_s=pl.col("d").mean()))
         toks = ["tok_event", "tok_gap", "tok_price", "tok_category_change", "tok_session_start"]
         buyers = df.group_by(key).agg(
+            *[pl.col(k).tail(64) for k in toks],
             n_events=pl.len(), n_sessions=pl.col("session_id").n_unique(),
             views=(pl.col("event") == "product_view").sum(),
             carts=(pl.col("event") == "add_to_cart").sum(),
             buys=(pl.col("event") == "purchase").sum(), cats=pl.col("category").n_unique(),
             hour_sin=pl.col("hour").sin().mean(), hour_cos=pl.col("hour").cos().mean(),
-            last=pl.col("ts").max(), *[pl.col(k).tail(64) for k in toks],
+            last=pl.col("ts").max(),
         ).join(durations, on=key, how="left")
         buyers.write_parquet(out / "polars-buyers.parquet", compression="lz4")
         secs, cpu = time.perf_counter() - t, time.process_time() - c
