@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.traces import Episode
+from agents.traces import Episode, Step
 
 if TYPE_CHECKING:
     from agents.policies.llm import LLMPolicy
@@ -46,8 +46,13 @@ def _steps(episodes: Sequence[Episode], max_steps: int | None):
 
 
 def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int = 8,
-                      max_steps: int | None = None) -> dict[str, Any]:
+                      max_steps: int | None = None,
+                      group: Callable[[Episode, Step], str] | None = None) -> dict[str, Any]:
     """Greedy next-action exact match on traces (teacher-forced history).
+
+    Args:
+        group: also split the match by ``group(episode, step)`` (e.g. the kind of the
+            buyer's action): ``per_group`` and ``n_per_group`` in the result.
 
     Returns:
         ``{"overall": share, "n": steps, "per_type": {type: share}, "n_per_type": {...},
@@ -62,6 +67,8 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
     counts: dict[int, int] = defaultdict(int)
     predicted: dict[str, float] = defaultdict(float)
     observed: dict[str, int] = defaultdict(int)
+    g_hits: dict[str, int] = defaultdict(int)
+    g_counts: dict[str, int] = defaultdict(int)
     items = list(_steps(episodes, max_steps))
     try:
         for start in range(0, len(items), batch):
@@ -78,6 +85,10 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
                 action = policy._choose(p, o, c, sc, sl)
                 counts[ep.persona] += 1
                 hits[ep.persona] += int(action == step.action)
+                if group is not None:
+                    key = group(ep, step)
+                    g_counts[key] += 1
+                    g_hits[key] += int(action == step.action)
                 top = max(sc)
                 weights = [math.exp(v - top) for v in sc]
                 total = sum(weights)
@@ -87,11 +98,15 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
     finally:
         policy.temperature = saved_t
     n = sum(counts.values())
-    return {"overall": sum(hits.values()) / n if n else math.nan, "n": n,
-            "per_type": {k: hits[k] / counts[k] for k in sorted(counts)},
-            "n_per_type": dict(sorted(counts.items())),
-            "calibration": {f: {"predicted": predicted[f] / n, "observed": observed[f] / n}
-                            for f in sorted(set(predicted) | set(observed))} if n else {}}
+    out = {"overall": sum(hits.values()) / n if n else math.nan, "n": n,
+           "per_type": {k: hits[k] / counts[k] for k in sorted(counts)},
+           "n_per_type": dict(sorted(counts.items())),
+           "calibration": {f: {"predicted": predicted[f] / n, "observed": observed[f] / n}
+                           for f in sorted(set(predicted) | set(observed))} if n else {}}
+    if group is not None:
+        out["per_group"] = {k: g_hits[k] / g_counts[k] for k in sorted(g_counts)}
+        out["n_per_group"] = dict(sorted(g_counts.items()))
+    return out
 
 
 def _typed_profile(episode: Episode) -> dict[str, str]:

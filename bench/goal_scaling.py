@@ -60,7 +60,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simpersona_env.cli import run_command  # noqa: E402  (the repository, not an install)
+from simpersona_env.cli import run_command  # the repository, not an install
 
 AGENTS = {  # name -> (agent config, sft.persona): the comparison of the issue's target
     "persona_agent": ("small", "token"),
@@ -202,35 +202,15 @@ def heldout_demos(args: argparse.Namespace, traces: Path) -> list[Any]:
 def step_match(agent_dir: Path, episodes: list[Any], persona_mode: str,
                goal_search: str = "span") -> dict[str, Any]:
     """Greedy next-action exact match with the demonstrator's history (teacher forcing), by
-    action kind; the same scoring as agents.evaluate.next_action_match (the policy's own
-    candidates and choice), split by kind."""
-    from collections import Counter
-
-    from agents.evaluate import _typed_profile
-    from agents.policies.llm import LLMPolicy, _Slot
+    action kind: :func:`agents.evaluate.next_action_match` grouped by :func:`action_kind`."""
+    from agents.evaluate import next_action_match
+    from agents.policies.llm import LLMPolicy
 
     policy = LLMPolicy(agent_dir, temperature=0.0, persona_mode=persona_mode, device="cpu",
                        goal_search=goal_search)
-    items = []  # (episode, step, the demonstrator's actions before it)
-    for ep in episodes:
-        items += [(ep, step, [s.action for s in ep.steps[:i]]) for i, step in enumerate(ep.steps)]
-    hits: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    for start in range(0, len(items), 8):
-        chunk = items[start:start + 8]
-        slots = [_Slot(-1, ep.goal, hist, profile=_typed_profile(ep)) for ep, _, hist in chunk]
-        obs = [dict(step.observation) for _, step, _ in chunk]
-        prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
-        cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
-        scores = policy.action_scores(prompts, cands)
-        for (_, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
-            kind = action_kind(step.action)
-            counts[kind] += 1
-            hits[kind] += int(policy._choose(p, o, c, sc, sl) == step.action)
-    n = sum(counts.values())
-    return {"overall": sum(hits.values()) / n if n else None, "n": n,
-            "per_kind": {k: hits[k] / counts[k] for k in sorted(counts)},
-            "n_per_kind": dict(sorted(counts.items()))}
+    m = next_action_match(policy, episodes, group=lambda ep, step: action_kind(step.action))
+    return {"overall": m["overall"] if m["n"] else None, "n": m["n"],
+            "per_kind": m["per_group"], "n_per_kind": m["n_per_group"]}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -337,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from simpersona_env.evaluation.goal import goal_benchmark
+    from simpersona_env.evaluation.goal import goal_benchmark, paired_difference
 
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
@@ -395,15 +375,21 @@ def main(argv: list[str] | None = None) -> int:
 
     succ = {p: goal["policies"][p]["all"]["success"] for p in policies}
     target_met: bool | None = None  # only with both agents
+    paired: dict[str, Any] = {}
     if len(chosen) == 2:
         a, b = (succ["persona_agent"]["value"] or 0), (succ["no_persona_8x"]["value"] or 0)
         # 0 >= 0 is no evidence either way: say so rather than report the target as met
         target_met = None if a == b == 0 else a >= b
+        # persona minus 8x, task by task (the same tasks): is the gap more than chance?
+        tasks = {p: goal["policies"][p]["all"]["per_task"] for p in chosen}
+        paired = {m: paired_difference(tasks["persona_agent"][m], tasks["no_persona_8x"][m],
+                                       seed=args.bench_seed) for m in ("success", "reward")}
     result = {"settings": {k: v for k, v in vars(args).items()}, "data": data,
               "agents": agents, "block_parameter_ratio": ratio and round(ratio, 2), "goal": goal,
               "heldout_demo_step_match": steps_match,
               "target": {"persona_success_ge_8x_no_persona": target_met,
-                         **{name: succ[name] for name in chosen}},
+                         **{name: succ[name] for name in chosen},
+                         "paired_difference_persona_minus_8x": paired},
               "seconds": times, "torch_threads": torch.get_num_threads(),
               "load_average": os.getloadavg()}
     (out / "goal_scaling.json").write_text(json.dumps(result, indent=2))
@@ -416,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({per})")
     verdict = ({None: "undecided (both 0)", True: "met", False: "not met"}[target_met]
                if len(chosen) == 2 else "not judged (one agent)")
+    if paired:
+        d = paired["success"]
+        verdict += (f" on the point estimate; paired success difference {d['value']:+.3f} "
+                    f"[{d['lo']:+.3f}, {d['hi']:+.3f}] over {d['n']} tasks")
     say(f"target (persona agent >= 8x no-persona): {verdict}; "
         f"{times['total'] / 60:.1f} min; {out / 'goal_scaling.json'}, {out / 'goal_scaling.png'}")
     return 0

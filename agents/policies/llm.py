@@ -255,8 +255,7 @@ class LLMPolicy:
         # the env's persona/goal win; the ones given at reset fill in when the env has none
         if int(obs.get("persona", -1) if obs.get("persona") is not None else -1) < 0:
             obs["persona"] = slot.persona
-        if not str(obs.get("goal") or ""):
-            obs["goal"] = slot.goal
+        obs["goal"] = _goal(obs, slot)
         k = int(obs["persona"])
         mode = self.persona_mode if k >= 0 else "none"  # no type: no persona line at all
         r = render_step(obs, slot.history, persona=mode,  # type: ignore[arg-type]
@@ -354,7 +353,7 @@ class LLMPolicy:
         if not is_template(cands[i]):
             return cands[i]
         known = self._autofill_text(cands[i], slot)
-        goal = str(obs.get("goal") or "") or slot.goal
+        goal = _goal(obs, slot)
         span = (goal if self.goal_search == "span" and goal.strip()
                 and cands[i].startswith("search[") else None)
         text = (known if known is not None
@@ -394,9 +393,9 @@ class LLMPolicy:
                                         self.eos_id, self._vocab_index)
                     if not any(allowed):
                         break
-                    allowed += [False] * (logits.shape[0] - len(allowed))
-                    logits = logits.masked_fill(~torch.tensor(allowed[:logits.shape[0]]),
-                                                float("-inf"))
+                    keep = torch.zeros(logits.shape[0], dtype=torch.bool)  # model rows >= vocab
+                    keep[:len(allowed)] = torch.tensor(allowed[:logits.shape[0]])
+                    logits = logits.masked_fill(~keep, float("-inf"))
                 if self.temperature == 0:
                     nxt = int(logits.argmax())
                 else:
@@ -436,13 +435,18 @@ def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequ
             for ids, lps in zip(cand_ids, token_logps)]
 
 
+def _goal(obs: Mapping[str, Any], slot: _Slot) -> str:
+    """The episode's goal: the env's when it shows one, else the one given at reset."""
+    return str(obs.get("goal") or "") or slot.goal
+
+
 def span_mask(vocab: Sequence[str], text: str, span: str, eos_id: int,
               index: Mapping[str, Sequence[int]] | None = None) -> list[bool]:
     """Which tokens may follow ``text`` so that the text stays a span of ``span``'s words.
 
-    Case and runs of spaces are ignored. The text starts at a word of ``span`` (or the space
-    before one) and may end (``eos_id``, or a token starting with ``]``, which closes the
-    template) only at the end of a word. ``index`` is :func:`first_char_index` of ``vocab``
+    Case is ignored, and a run of spaces in ``span`` counts as one. The text starts at a
+    word of ``span`` (or the space before one) and may end (``eos_id``, or a token starting
+    with ``]``, which closes the template) only at the end of a word. ``index`` is :func:`first_char_index` of ``vocab``
     (built when not given; a policy keeps it, since it costs one pass over the vocabulary).
 
     Example:

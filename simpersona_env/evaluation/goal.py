@@ -23,7 +23,7 @@ import numpy as np
 
 from simpersona_env.errors import ConfigError
 
-__all__ = ["goal_benchmark", "mean_estimate"]
+__all__ = ["goal_benchmark", "mean_estimate", "paired_difference"]
 
 
 def mean_estimate(values: Sequence[float], *, bootstrap: int = 1000, level: float = 0.95,
@@ -35,6 +35,22 @@ def mean_estimate(values: Sequence[float], *, bootstrap: int = 1000, level: floa
     idx = np.random.default_rng(seed).integers(0, x.size, size=(bootstrap, x.size))
     lo, hi = np.quantile(x[idx].mean(1), [(1 - level) / 2, 1 - (1 - level) / 2])
     return {"value": float(x.mean()), "lo": float(lo), "hi": float(hi), "n": int(x.size)}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, bootstrap: int = 1000,
+                      level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Mean of ``a - b`` over the same tasks, with a bootstrap interval that resamples tasks
+    (both policies' results of a task stay together).
+
+    Example:
+        >>> paired_difference([1, 0, 1, 0], [0, 0, 1, 0])["value"]
+        0.25
+    """
+    if len(a) != len(b):
+        raise ConfigError(f"{len(a)} against {len(b)} task results: compare policies run on "
+                          "the same tasks")
+    return mean_estimate([x - y for x, y in zip(a, b)], bootstrap=bootstrap, level=level,
+                         seed=seed)
 
 
 def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
@@ -56,7 +72,9 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
 
     Returns:
         ``{"tasks": {catalog: [instructions]}, "policies": {name: {catalog: {"success",
-        "reward"}, "all": {...}}}, "skipped": {catalog: reason}}``.
+        "reward"}, "all": {..., "per_task": {"success": [...], "reward": [...]}}}},
+        "skipped": {catalog: reason}}``; ``per_task`` lists every task in the same order for
+        every policy, so two policies compare task by task (:func:`paired_difference`).
     """
     from simpersona_env.errors import DataError, UnknownNameError
     from simpersona_env.simulation import SimulationSpec, simulate
@@ -105,6 +123,8 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
                         "reward": mean_estimate(rew, bootstrap=bootstrap, seed=seed),
                         "mean_steps": res.summary["mean_steps"], "dir": str(res.out_dir)}
         per["all"] = {"success": mean_estimate(success_all, bootstrap=bootstrap, seed=seed),
-                      "reward": mean_estimate(reward_all, bootstrap=bootstrap, seed=seed)}
+                      "reward": mean_estimate(reward_all, bootstrap=bootstrap, seed=seed),
+                      # task by task, in the same order for every policy (catalog, then task)
+                      "per_task": {"success": success_all, "reward": reward_all}}
         result["policies"][name] = per
     return result

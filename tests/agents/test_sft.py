@@ -107,6 +107,12 @@ def test_quality_metrics(trained_agent, episodes):
     assert q["n"] == sum(len(e.steps) for e in held) and set(q["per_type"]) <= {0, 1, 2}
     assert q["per_type"][0] == 1.0  # type 0 always leaves at once: learned exactly
     assert policy.temperature == 1.0  # restored
+    # the same match split by another key: the per-key shares recombine into the overall one
+    by_action = next_action_match(policy, held, group=lambda ep, step: step.action)
+    assert sum(by_action["n_per_group"].values()) == q["n"]
+    assert by_action["overall"] == q["overall"]
+    assert sum(by_action["per_group"][k] * by_action["n_per_group"][k]
+               for k in by_action["per_group"]) == pytest.approx(q["overall"] * q["n"])
     js = persona_swap_divergence(policy, held, 3, max_steps=6)
     assert all(js[k][k] == pytest.approx(0, abs=1e-9) for k in range(3))
     assert js[0][1] > 0.5 and js[0][1] == pytest.approx(js[1][0])  # the token changes the choice

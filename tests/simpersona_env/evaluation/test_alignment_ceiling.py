@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("alignment_ceiling",
-                                                  REPO / "bench" / "alignment_ceiling.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_ceiling_over_splits_matches_the_halves_by_hand(tmp_path):
+def test_ceiling_over_splits_matches_the_halves_by_hand(tmp_path, bench_script):
     from simpersona_env.evaluation.alignment import alignment_score
     from simpersona_env.synthetic import generate_events
 
@@ -28,9 +16,9 @@ def test_ceiling_over_splits_matches_the_halves_by_hand(tmp_path):
     events = tmp_path / "events.parquet"
     log.events.write_parquet(events)
     out = tmp_path / "out"
-    assert _bench().main(["--events", str(events), "--split-seeds", "2", "--buyer-seeds", "3",
-                          "--n-sim", "50", "--draws", "20", "--min-buyers", "5",
-                          "--out", str(out)]) == 0
+    assert bench_script("alignment_ceiling").main(
+        ["--events", str(events), "--split-seeds", "2", "--buyer-seeds", "3", "--n-sim", "50",
+         "--draws", "20", "--min-buyers", "5", "--out", str(out)]) == 0
     doc = json.loads((out / "alignment_ceiling.json").read_text())
     assert doc["splits_scored"] + doc["splits_skipped_no_merchant"] == 6
     assert doc["splits_scored"] > 0

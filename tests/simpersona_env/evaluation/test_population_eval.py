@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from simpersona_env.errors import ConfigError
 from simpersona_env.evaluation.measure import (
     observed_event_types,
     project,
@@ -223,6 +224,16 @@ def test_goal_benchmark_same_tasks_for_every_policy(tmp_path):
              for p in ("oracle", "random")}
     assert goals["oracle"] == goals["random"] == res["tasks"]["builtin"]
     assert len(set(goals["oracle"])) > 1 and all(g.startswith("Buy a") for g in goals["oracle"])
+    # task by task, in the same order for both: the paired difference is the success gap
+    from simpersona_env.evaluation.goal import paired_difference
+
+    per = {p: res["policies"][p]["all"]["per_task"] for p in ("oracle", "random")}
+    assert per["oracle"]["success"] == [1.0] * 4 and len(per["random"]["success"]) == 4
+    d = paired_difference(per["oracle"]["success"], per["random"]["success"], bootstrap=50)
+    assert d["value"] == pytest.approx(1.0 - res["policies"]["random"]["all"]["success"]["value"])
+    assert d["n"] == 4 and d["lo"] <= d["value"] <= d["hi"]
+    with pytest.raises(ConfigError, match="same tasks"):
+        paired_difference([1.0], [1.0, 0.0])
 
 
 @pytest.mark.data

@@ -3,33 +3,23 @@ three implementations of the same work agree on what they count."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from storefront_mock.canonical import default_data_dir
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_ingest",
-                                                  REPO / "bench" / "bench_ingest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.mark.slow
-def test_bench_ingest_runs_and_the_implementations_agree(tmp_path):
+def test_bench_ingest_runs_and_the_implementations_agree(tmp_path, bench_script):
     for f in ("rees46/2019-Oct-sample.csv", "taobao/UserBehavior-sample.csv"):
         if not (default_data_dir() / f).exists():
-            pytest.skip(f"real data not found at {default_data_dir() / f} (set SIMPERSONA_DATA_DIR)")
+            pytest.skip(f"real data not found at {default_data_dir() / f} "
+                        "(set SIMPERSONA_DATA_DIR)")
     out = tmp_path / "out"
-    assert _bench().main(["--events", "40000", "--pandas-events", "40000",
-                          "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
+    assert bench_script("bench_ingest").main(
+        ["--events", "40000", "--pandas-events", "40000", "--data", str(tmp_path / "data"),
+         "--out", str(out)]) == 0
     doc = json.loads((out / "bench_ingest.json").read_text())
     assert "resampled real data" in doc["data"]
     # the sample is the whole (small) log, so every implementation reads the same rows
