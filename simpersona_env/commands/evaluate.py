@@ -215,8 +215,7 @@ def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dic
     return goal_benchmark(_policies(g.policies), out_dir=out_dir or Path(g.out_dir),
                           catalogs=list(g.catalogs), n_tasks=g.n_tasks, seed=g.seed,
                           data_dir=g.data_dir, max_steps=g.max_steps, runner=runner,
-                          workers=g.workers, batch_size=g.batch_size,
-                          backend=g.backend.name if "backend" in g else "http",
+                          workers=g.workers, batch_size=g.batch_size, backend=g.backend.name,
                           bootstrap=g.bootstrap, resume=g.resume,
                           progress=g.progress and progress)
 
