@@ -65,6 +65,7 @@ def train(cfg: DictConfig) -> int:
     from agents.model import AgentMeta, build_agent, save_agent
     from agents.policies.base import action_form
     from agents.sft import (
+        alias_items,
         balance_examples,
         build_examples,
         plot_losses,
@@ -101,6 +102,8 @@ def train(cfg: DictConfig) -> int:
     descriptions: dict[int, str] = {}
     if c.descriptions:
         descriptions = {int(a): str(b) for a, b in json.loads(Path(c.descriptions).read_text()).items()}
+    if c.sft.alias_items:
+        train_eps, eval_eps = alias_items(train_eps, c.sft.seed), alias_items(eval_eps, c.sft.seed + 1)
     kw = {"persona": c.sft.persona, "descriptions": descriptions,
           "n_history": c.sft.n_history, "max_obs_chars": c.sft.max_obs_chars,
           "drop_chrome": c.sft.drop_chrome, "typed_goals": c.sft.typed_goals}

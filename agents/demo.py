@@ -65,6 +65,10 @@ class DemoConfig:
                                "the agent undoes the resampling when it acts). 0: off; on "
                                "the REES46 sample it does not make simulated buyers buy "
                                "(docs/agents.md)")
+    sft_alias_items: bool = field(True, help="give product ids a fresh alias in every training "
+                                  "episode (sft.alias_items), so the agents learn when to act "
+                                  "from the buyer type and the page, not from which product of "
+                                  "a training merchant it is (docs/agents.md)")
     max_obs_chars: int = field(400, help="page text in the agent's prompt, in characters (the "
                                "top of the page: header, title, price, the first listings)")
     max_steps: int = field(30, help="step limit of a simulated buyer's episode (a purchase "
@@ -183,7 +187,8 @@ def run(cfg: Any) -> int:
            f"sft.max_steps={cfg.sft_steps}", f"sft.seed={cfg.seed}",
            f"sft.learning_rate={cfg.sft_learning_rate}", f"sft.batch_size={cfg.sft_batch_size}",
            f"sft.max_obs_chars={cfg.max_obs_chars}", f"sft.balance={cfg.sft_balance}",
-           "sft.max_length=384", "sft.eval_fraction=0.05", "quality_steps=100"]
+           f"sft.alias_items={cfg.sft_alias_items}", "sft.max_length=384",
+           "sft.eval_fraction=0.05", "quality_steps=100"]
     variants = {"agent": "token", "agent-nopersona": "none"}
     if cfg.prompt_persona:
         variants["agent-text"] = "text"

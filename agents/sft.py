@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.tokens import Rendered, encode, render_step
-from agents.traces import Episode
+from agents.traces import Episode, Step
 from simpersona_env.config import field
 from simpersona_env.errors import ConfigError, DataError
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SFTResult",
     "SFTSettings",
+    "alias_items",
     "balance_examples",
     "build_examples",
     "plot_losses",
@@ -79,6 +81,16 @@ class SFTSettings:
                            "to n_c^(1 - balance); 0: as in the traces, 1: every form equally "
                            "often. The agent undoes the resampling when it acts (agent.json "
                            "action_log_weights), so its action rates stay those of the traces")
+    alias_items: bool = field(False, help="give every product id a fresh random alias in each "
+                              "episode (page text, url, actions, alike), so the model cannot "
+                              "tie an action to one product of the training merchants (a "
+                              "product many buyers bought) and must learn it from the buyer "
+                              "type and the page, as it needs to on merchants it never saw")
+    group_by_length: bool = field(False, help="batch examples of similar length together "
+                                  "(transformers' length-grouped sampler: random groups of 50 "
+                                  "batches, sorted by length within): a quarter less padding and "
+                                  "time per step on the demo's traces, but similar pages share "
+                                  "a batch and the model learns less per step (docs/agents.md)")
     eval_fraction: float = field(0.1, help="share of episodes held out for the eval loss "
                                  "(when no eval_traces file is given)")
     logging_steps: int = field(10, help="log the training loss every N steps")
@@ -204,6 +216,72 @@ def balance_examples(examples: Sequence[Rendered], power: float, seed: int = 0,
     return out, logw
 
 
+_ITEM_REF = re.compile(r"\[product-([A-Za-z0-9_-]{4,})\]")
+
+
+def alias_items(episodes: Iterable[Episode], seed: int = 0) -> list[Episode]:
+    """The episodes with every product id replaced by an alias drawn for that episode.
+
+    The ids are those the pages or actions name as ``[product-<id>]`` (4 characters or
+    more; shorter ones could be other numbers on the page). Each is replaced wherever it
+    stands as a whole word in the episode's page texts, urls, goals and actions, by an id of
+    the same shape (a digit for a digit, a letter of the same case for a letter), the same
+    one throughout the episode and a different one in the next. The model still learns to
+    copy the ids a page shows (it must on any merchant); it can no longer learn what to do
+    from which product it is (entity anonymization, as in Hermann et al. 2015, "Teaching
+    Machines to Read and Comprehend").
+
+    Example:
+        >>> from agents.traces import Step
+        >>> ep = Episode(1, "m", steps=[Step({"text": "[product-1234] Mug 1234 $12", "url":
+        ...     "/p/1234"}, "click[product-1234]")])
+        >>> out = alias_items([ep])[0]
+        >>> a = out.steps[0].action[len("click[product-"):-1]
+        >>> a != "1234", out.steps[0].observation == {"text": f"[product-{a}] Mug {a} $12",
+        ...     "url": f"/p/{a}"}
+        (True, True)
+    """
+    import string
+
+    rng = random.Random(seed)
+    out: list[Episode] = []
+
+    def shape(old: str, taken: set[str]) -> str:
+        while True:
+            new = "".join(rng.choice(string.digits) if ch.isdigit()
+                          else rng.choice(string.ascii_uppercase) if ch.isupper()
+                          else rng.choice(string.ascii_lowercase) if ch.isalpha() else ch
+                          for ch in old)
+            if new not in taken:
+                return new
+
+    for ep in episodes:
+        ids: dict[str, None] = {}
+        for st in ep.steps:
+            for text in (str(st.observation.get("text", "")), st.action):
+                ids.update(dict.fromkeys(_ITEM_REF.findall(text)))
+        if not ids:
+            out.append(ep)
+            continue
+        taken = set(ids)
+        alias = {}
+        for old in ids:
+            alias[old] = shape(old, taken)
+            taken.add(alias[old])
+        # longest first, whole words only: "1234" never rewrites part of "12345"
+        pattern = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(
+            re.escape(i) for i in sorted(alias, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
+
+        def sub(text: Any, pattern: re.Pattern[str] = pattern, alias: dict[str, str] = alias,
+                ) -> Any:
+            return pattern.sub(lambda m: alias[m.group(1)], text) if isinstance(text, str) else text
+
+        out.append(Episode(persona=ep.persona, merchant_id=ep.merchant_id, goal=sub(ep.goal),
+                           steps=[Step({k: sub(v) for k, v in st.observation.items()},
+                                       sub(st.action)) for st in ep.steps]))
+    return out
+
+
 def split_episodes(episodes: Sequence[Episode], eval_fraction: float, seed: int = 0,
                    ) -> tuple[list[Episode], list[Episode]]:
     """Seeded split by episode; at least one episode on each side when there are two or more."""
@@ -266,6 +344,7 @@ def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
         save_strategy="no",  # the final agent is saved once, with its tokenizer and agent.json
         seed=settings.seed,
         data_seed=settings.seed,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         # CPU-safe: no bf16 on CPU; activation checkpointing only costs time on small models.
         bf16=settings.bf16,
         fp16=False,

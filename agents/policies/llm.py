@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from agents.policies.base import (
     is_valid_action,
     template_prefix,
 )
-from agents.profile import ProfileStream
+from agents.profile import CHECKOUT_FIELDS, ProfileStream
 from agents.tokens import EOS_TOKEN, encode, render_step
 from simpersona_env.errors import CheckpointError, ConfigError
 
@@ -61,7 +62,19 @@ class _Slot:
     history: list[str] = field(default_factory=list)
     depth: int = 0  # pages behind the current one in the env's history (what `back` can undo)
     profile: dict[str, str] = field(default_factory=dict)  # checkout field id -> text
+    country: str = ""  # the profile's country (the checkout's select)
     url: str | None = None
+    queue: list[str] = field(default_factory=list)  # autofill's remaining fields, this page
+    queue_url: str | None = None
+
+    def queued(self, obs: Mapping[str, Any]) -> str | None:
+        """The next action autofill queued for this page, if still on it and still valid."""
+        while self.queue and str(obs.get("url", "")) == self.queue_url:
+            action = self.queue.pop(0)
+            if is_valid_action(action, obs):
+                return action
+        self.queue = []
+        return None
 
     def observe(self, url: str) -> None:
         """Follow the env's history from the URLs: a new page after `back` is one step back."""
@@ -101,11 +114,16 @@ class LLMPolicy:
             copy the exact id still clicks a product); ``joint``: candidates are weighted by
             their whole-string likelihood renormalized over the page (mass the model gives to
             ids absent from the page is lost, which favours short actions such as "stop").
-        autofill: fill the checkout form's personal fields (e-mail, name, address, ...) from
-            a fake per-episode buyer profile (:func:`agents.profile.checkout_details`, the
-            same generator the traces were replayed with), as a browser's autofill does: the
-            model still chooses to type into a field, the text is not generated. Off, the
-            model writes it (a small model rarely writes a valid e-mail address).
+        autofill: ``form`` (default; ``True`` too): when the model chooses to type into one of
+            the checkout form's personal fields (e-mail, name, address, city, postcode), the
+            text comes from a fake per-episode buyer profile
+            (:func:`agents.profile.checkout_details`, the generator the traces were replayed
+            with), and the form's other empty personal fields and its country follow on the
+            next steps, one action each, as a browser's autofill completes a form once one
+            field is picked. The model still decides to check out, to start filling and to
+            place the order. ``field``: only the field the model chose is filled from the
+            profile (it picks each field). ``False``: the model writes the text (a small
+            model rarely writes a valid e-mail address).
         action_support: ``trained`` (default): offer only the actions whose form
             (:func:`~agents.policies.base.action_form`, e.g. ``click[product-*]``) occurs in
             the training traces (the checkpoint's ``action_forms``), when the page has any;
@@ -131,7 +149,7 @@ class LLMPolicy:
                  n_personas: int | None = None, temperature: float = 1.0, seed: int = 0,
                  device: str | None = None, persona_mode: str | None = None,
                  descriptions: Mapping[int, str] | None = None, max_text_tokens: int = 16,
-                 max_prompts: int = 8, decoding: str = "masked", autofill: bool = True,
+                 max_prompts: int = 8, decoding: str = "masked", autofill: bool | str = "form",
                  action_support: str = "trained", prior_correction: bool = True,
                  goal_search: str = "span"):
         import torch
@@ -160,7 +178,11 @@ class LLMPolicy:
             raise ConfigError(f"policy.action_support={action_support!r}: choose trained or all")
         self.support = (frozenset(meta.action_forms) if action_support == "trained"
                         else frozenset())
-        self.autofill = autofill
+        modes = {True: "form", False: "", "form": "form", "field": "field", "off": ""}
+        if not isinstance(autofill, (bool, str)) or autofill not in modes:
+            raise ConfigError(f"policy.autofill={autofill!r}: choose form (the whole form from "
+                              "the first field), field (each field the model picks) or false")
+        self.autofill = modes[autofill]
         self.log_weights = dict(meta.action_log_weights) if prior_correction else {}
         self._profiles = ProfileStream("policy", seed)  # each episode its own checkout profile
         self.tokenizer, self.model, self.meta = tokenizer, model.eval(), meta
@@ -207,8 +229,10 @@ class LLMPolicy:
             if self.persona_mode == "text" and int(k) >= 0 and int(k) not in self.descriptions:
                 raise ConfigError(f"no description for buyer type {k}; descriptions cover "
                                   f"{sorted(self.descriptions)}")
-        self.slots = [_Slot(int(k), str(g or ""), profile=self._profiles.next()[0])
-                      for k, g in zip(personas, goals)]
+        self.slots = []
+        for k, g in zip(personas, goals):
+            profile, country = self._profiles.next()
+            self.slots.append(_Slot(int(k), str(g or ""), profile=profile, country=country))
 
     def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[str]:
         """One action per slot, in one batched pass over all the envs' candidates."""
@@ -223,7 +247,7 @@ class LLMPolicy:
         actions = []
         self.last_choices = []
         for i, (obs, slot) in enumerate(zip(observations, self.slots)):
-            action = self._choose(prompts[i], obs, cands[i], scores[i], slot)
+            action = slot.queued(obs) or self._choose(prompts[i], obs, cands[i], scores[i], slot)
             slot.history.append(action)
             actions.append(action)
             self.last_choices.append(Choice(action, cands[i], scores[i]))
@@ -353,6 +377,8 @@ class LLMPolicy:
         if not is_template(cands[i]):
             return cands[i]
         known = self._autofill_text(cands[i], slot)
+        if known is not None and self.autofill == "form":
+            slot.queue, slot.queue_url = _rest_of_form(obs, cands[i], slot), str(obs.get("url", ""))
         goal = _goal(obs, slot)
         span = (goal if self.goal_search == "span" and goal.strip()
                 and cands[i].startswith("search[") else None)
@@ -410,6 +436,22 @@ class LLMPolicy:
                 res = self.model(input_ids=torch.tensor([[nxt]], device=self.device),
                                  use_cache=True, **{self._cache_kw: _cache_of(res)})
         return self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0]
+
+
+_EMPTY_TEXTBOX = re.compile(r'^\[(field-[\w-]+)\] textbox "[^"]*" value=""$', re.M)
+_UNSET_COUNTRY = re.compile(r'^\[field-country\] combobox "[^"]*" value="Select', re.M)
+
+
+def _rest_of_form(obs: Mapping[str, Any], chosen: str, slot: _Slot) -> list[str]:
+    """What autofill types after the field the model chose: the page's other empty personal
+    fields, in page order, then the country if none is selected."""
+    text = str(obs.get("text", ""))
+    first = chosen[len("type["):chosen.index("]")]
+    rest = [f"type[{f}][{slot.profile[f]}]" for f in _EMPTY_TEXTBOX.findall(text)
+            if f != first and f in CHECKOUT_FIELDS and f in slot.profile]
+    if slot.country and _UNSET_COUNTRY.search(text):
+        rest.append(f"select[field-country][{slot.country}]")
+    return rest
 
 
 def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequence[float]]

@@ -163,3 +163,55 @@ def test_trained_policy_full_episode_valid_playwright(env_agent):
         check_valid_episode(env, policy, persona=2, seed=11)
     finally:
         env.close()
+
+
+def _to_checkout(env, seed: int = 0) -> dict:
+    """From the home page: the first product, add to cart, checkout (the real shop)."""
+    obs, _ = env.reset(seed=seed, options={"persona": 2})
+    product = next(a for a in candidate_actions(obs) if a.startswith("click[product-"))
+    for action in (product, "click[add-to-cart]", "click[checkout]"):
+        obs, *_ = env.step(action)
+        assert obs["last_action_error"] == "", (action, obs["last_action_error"])
+    assert "[place-order]" in obs["text"]
+    return obs
+
+
+def test_autofill_completes_the_form_once_the_model_picks_a_field(env_agent):
+    """autofill=form: the model types into one field; the other empty fields and the country
+    follow from the episode's profile, one step each, and the order goes through."""
+    import math
+
+    from agents.policies.llm import LLMPolicy
+    from simpersona_env.errors import ConfigError
+
+    env = make_env()
+    for mode in ("form", "field"):
+        obs = _to_checkout(env)
+        policy = LLMPolicy(env_agent, n_personas=K, seed=0, autofill=mode)
+        policy.reset(2, "")
+        slot = policy.slots[0]
+        cands = policy.candidates(obs, True)
+        # the model's draw, made certain: type into the e-mail field
+        scores = [0.0 if c.startswith("type[field-email]") else -math.inf for c in cands]
+        first = policy._choose([], obs, cands, scores, slot)
+        assert first == f"type[field-email][{slot.profile['field-email']}]"
+        slot.history.append(first)
+        obs, *_ = env.step(first)
+        if mode == "field":
+            assert slot.queue == []  # the model picks every field itself
+            continue
+        filled = []
+        for _ in range(5):
+            action = policy.act(obs)
+            filled.append(action)
+            obs, _, terminated, _, info = env.step(action)
+            assert obs["last_action_error"] == "", (action, obs["last_action_error"])
+        assert filled == [f"type[{f}][{slot.profile[f]}]" for f in
+                          ("field-name", "field-address", "field-city", "field-postcode")] + [
+            f"select[field-country][{slot.country}]"]
+        assert slot.queue == []  # the model decides again: placing the order is its choice
+        obs, _, terminated, _, info = env.step("click[place-order]")
+        assert obs["last_action_error"] == "" and info["converted"], info
+    with pytest.raises(ConfigError, match="policy.autofill"):
+        LLMPolicy(env_agent, n_personas=K, autofill="yes")
+    env.close()

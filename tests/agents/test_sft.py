@@ -53,10 +53,14 @@ def test_agent_train_command_writes_checkpoint(tmp_path, episodes):
     write_episodes(episodes[:30], traces)
     for variant, balance in (("token", 0.5), ("none", 0.0)):
         out = tmp_path / variant
+        # the token variant also aliases product ids and groups batches by length
+        extra = ["sft.alias_items=true", "sft.group_by_length=true"] if balance else []
         code = main(["agent", "train", f"traces={traces}", f"out={out}", "agent=tiny",
                      "sft.epochs=1", f"sft.persona={variant}", "sft.batch_size=16",
-                     f"sft.balance={balance}"])
+                     f"sft.balance={balance}", *extra])
         assert code == 0
+        assert json.loads((out / "metrics.json").read_text())["config"]["sft"]["alias_items"] \
+            is bool(balance)
         meta = AgentMeta.read(out)
         assert meta.n_personas == 3 and meta.persona_mode == variant
         # a balanced agent remembers how much more often each form was shown
