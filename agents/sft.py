@@ -81,11 +81,12 @@ class SFTSettings:
                            "to n_c^(1 - balance); 0: as in the traces, 1: every form equally "
                            "often. The agent undoes the resampling when it acts (agent.json "
                            "action_log_weights), so its action rates stay those of the traces")
-    alias_items: bool = field(False, help="give every product id a fresh random alias in each "
+    alias_items: bool = field(True, help="give every product id a fresh random alias in each "
                               "episode (page text, url, actions, alike), so the model cannot "
                               "tie an action to one product of the training merchants (a "
                               "product many buyers bought) and must learn it from the buyer "
-                              "type and the page, as it needs to on merchants it never saw")
+                              "type and the page, as it needs to on merchants it never saw "
+                              "(docs/agents.md, 'Product aliases')")
     group_by_length: bool = field(False, help="batch examples of similar length together "
                                   "(transformers' length-grouped sampler: random groups of 50 "
                                   "batches, sorted by length within): a quarter less padding and "

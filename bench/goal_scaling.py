@@ -133,6 +133,7 @@ def train(name: str, size: str, persona: str, traces: Path, k: int, args: argpar
              f"sft.learning_rate={args.lr}", f"sft.batch_size={args.batch_size}",
              f"sft.max_obs_chars={args.max_obs_chars}", f"sft.max_length={args.max_length}",
              f"sft.seed={args.seed}", f"sft.eval_fraction={args.eval_fraction}",
+             f"sft.alias_items={args.alias_items}",
              "sft.logging_steps=25", "quality_steps=0"])
     wall = time.perf_counter() - t0
     m = json.loads((out / name / "metrics.json").read_text())
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--goal-search", default="span", choices=("span", "free"),
                     help="LLM policies' search text: a span of the goal's words (decoding "
                          "constrained) or free (agents.policies.llm.LLMPolicy goal_search)")
+    ap.add_argument("--alias-items", action=argparse.BooleanOptionalAction, default=False,
+                    help="per-episode product aliases in SFT (sft.alias_items; off: the "
+                         "figures in docs/traces.md were measured without them)")
     ap.add_argument("--eval-batch", type=int, default=8, help="envs per batched LLM step")
     ap.add_argument("--bench-seed", type=int, default=0, help="seed of the goal benchmark")
     ap.add_argument("--seed", type=int, default=0, help="seed of the demos and the SFT")

@@ -54,7 +54,8 @@ def test_agent_train_command_writes_checkpoint(tmp_path, episodes):
     for variant, balance in (("token", 0.5), ("none", 0.0)):
         out = tmp_path / variant
         # the token variant also aliases product ids and groups batches by length
-        extra = ["sft.alias_items=true", "sft.group_by_length=true"] if balance else []
+        extra = (["sft.alias_items=true", "sft.group_by_length=true"] if balance
+                 else ["sft.alias_items=false"])
         code = main(["agent", "train", f"traces={traces}", f"out={out}", "agent=tiny",
                      "sft.epochs=1", f"sft.persona={variant}", "sft.batch_size=16",
                      f"sft.balance={balance}", *extra])
