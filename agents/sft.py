@@ -217,70 +217,72 @@ def balance_examples(examples: Sequence[Rendered], power: float, seed: int = 0,
     return out, logw
 
 
-_ITEM_REF = re.compile(r"\[product-([A-Za-z0-9_-]{4,})\]")
-
-
 def alias_items(episodes: Iterable[Episode], seed: int = 0) -> list[Episode]:
     """The episodes with every product id replaced by an alias drawn for that episode.
 
-    The ids are those the pages or actions name as ``[product-<id>]`` (4 characters or
-    more; shorter ones could be other numbers on the page). Each is replaced wherever it
-    stands as a whole word in the episode's page texts, urls, goals and actions, by an id of
-    the same shape (a digit for a digit, a letter of the same case for a letter), the same
-    one throughout the episode and a different one in the next. The model still learns to
-    copy the ids a page shows (it must on any merchant); it can no longer learn what to do
-    from which product it is (entity anonymization, as in Hermann et al. 2015, "Teaching
-    Machines to Read and Comprehend").
+    The ids are those of the ``product-<id>`` elements the pages show and the actions name
+    (4 characters or more; shorter ones could be other numbers on the page). Each is
+    replaced wherever it stands as a whole word in the episode's page texts, urls, goals and
+    actions, by an id of the same shape (a digit for a digit, a letter of the same case for a
+    letter), the same one throughout the episode and a different one in the next. The model
+    still learns to copy the ids a page shows (it must on any merchant); it can no longer
+    learn what to do from which product it is (entity anonymization, as in Hermann et al.
+    2015, "Teaching Machines to Read and Comprehend").
 
     Example:
         >>> from agents.traces import Step
-        >>> ep = Episode(1, "m", steps=[Step({"text": "[product-1234] Mug 1234 $12", "url":
-        ...     "/p/1234"}, "click[product-1234]")])
+        >>> ep = Episode(1, "m", steps=[Step({"text": '[product-1234] link "Mug 1234"\\n$12',
+        ...     "url": "/p/1234"}, "click[product-1234]")])
         >>> out = alias_items([ep])[0]
         >>> a = out.steps[0].action[len("click[product-"):-1]
-        >>> a != "1234", out.steps[0].observation == {"text": f"[product-{a}] Mug {a} $12",
-        ...     "url": f"/p/{a}"}
+        >>> a != "1234", out.steps[0].observation == {
+        ...     "text": f'[product-{a}] link "Mug {a}"\\n$12', "url": f"/p/{a}"}
         (True, True)
     """
+    rng = random.Random(seed)
+    return [_alias_episode(ep, rng) for ep in episodes]
+
+
+def _product_ids(step: Step) -> list[str]:
+    """The product ids a step's page shows and its action names (page order)."""
+    from agents.policies.base import page_elements
+    from simpersona_env.env.actions import ActionError, parse_action
+
+    eids = list(page_elements(step.observation))
+    try:
+        eids += [str(parse_action(step.action).args[0])]
+    except (ActionError, IndexError):
+        pass  # back, stop, or an action that does not parse: no id
+    return [e[len("product-"):] for e in eids
+            if e.startswith("product-") and len(e) >= len("product-") + 4]
+
+
+def _alias_episode(ep: Episode, rng: random.Random) -> Episode:
     import string
 
-    rng = random.Random(seed)
-    out: list[Episode] = []
+    ids = dict.fromkeys(i for st in ep.steps for i in _product_ids(st))
+    if not ids:
+        return ep
+    alias: dict[str, str] = {}
+    taken = set(ids)
+    for old in ids:
+        while (new := "".join(rng.choice(string.digits) if ch.isdigit()
+                              else rng.choice(string.ascii_uppercase) if ch.isupper()
+                              else rng.choice(string.ascii_lowercase) if ch.isalpha() else ch
+                              for ch in old)) in taken:
+            pass
+        alias[old] = new
+        taken.add(new)
+    # longest first, whole words only: "1234" never rewrites part of "12345"
+    pattern = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(
+        re.escape(i) for i in sorted(alias, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
 
-    def shape(old: str, taken: set[str]) -> str:
-        while True:
-            new = "".join(rng.choice(string.digits) if ch.isdigit()
-                          else rng.choice(string.ascii_uppercase) if ch.isupper()
-                          else rng.choice(string.ascii_lowercase) if ch.isalpha() else ch
-                          for ch in old)
-            if new not in taken:
-                return new
+    def sub(text: Any) -> Any:
+        return pattern.sub(lambda m: alias[m.group(1)], text) if isinstance(text, str) else text
 
-    for ep in episodes:
-        ids: dict[str, None] = {}
-        for st in ep.steps:
-            for text in (str(st.observation.get("text", "")), st.action):
-                ids.update(dict.fromkeys(_ITEM_REF.findall(text)))
-        if not ids:
-            out.append(ep)
-            continue
-        taken = set(ids)
-        alias = {}
-        for old in ids:
-            alias[old] = shape(old, taken)
-            taken.add(alias[old])
-        # longest first, whole words only: "1234" never rewrites part of "12345"
-        pattern = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(
-            re.escape(i) for i in sorted(alias, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
-
-        def sub(text: Any, pattern: re.Pattern[str] = pattern, alias: dict[str, str] = alias,
-                ) -> Any:
-            return pattern.sub(lambda m: alias[m.group(1)], text) if isinstance(text, str) else text
-
-        out.append(Episode(persona=ep.persona, merchant_id=ep.merchant_id, goal=sub(ep.goal),
-                           steps=[Step({k: sub(v) for k, v in st.observation.items()},
-                                       sub(st.action)) for st in ep.steps]))
-    return out
+    return Episode(persona=ep.persona, merchant_id=ep.merchant_id, goal=sub(ep.goal),
+                   steps=[Step({k: sub(v) for k, v in st.observation.items()}, sub(st.action))
+                          for st in ep.steps])
 
 
 def split_episodes(episodes: Sequence[Episode], eval_fraction: float, seed: int = 0,

@@ -39,31 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ADD, STOP = "click[add-to-cart]", "stop"
 
 
-def probabilities(policy: Any, obs: dict[str, Any], history: Sequence[str], persona: int,
-                  ) -> dict[str, float]:
-    """The policy's probability of each candidate action on ``obs`` for ``persona``."""
-    from agents.policies.llm import _Slot
-
-    obs = {**obs, "persona": persona}
-    slot = _Slot(persona, "", list(history))
-    prompt = policy._prompt(obs, slot)
-    cands = policy.candidates(obs, bool(history))
-    scores = np.asarray(policy.action_scores([prompt], [cands])[0], dtype=float)
-    p = np.exp(scores - scores.max())
-    p /= p.sum()
-    return dict(zip(cands, p.tolist()))
-
-
 def probe_shop(policy: Any, env: Any, types: Sequence[int], pages: int) -> dict[str, Any]:
     """P(add to cart) and P(stop) on the first ``pages`` product pages, one click from home."""
     home, _ = env.reset(seed=0)
-    products = [a for a in probabilities(policy, home, [], types[0])
+    products = [a for a in policy.action_probabilities(home, [], types[0])
                 if a.startswith("click[product-")][:pages]
     rows = []
     for click in products:
         env.reset(seed=0)
         page, *_ = env.step(click)
-        probs = {k: probabilities(policy, page, [click], k) for k in types}
+        probs = {k: policy.action_probabilities(page, [click], k) for k in types}
         rows.append({"page": page["url"], **{
             f"type_{k}": {"add_to_cart": p.get(ADD, 0.0), "stop": p.get(STOP, 0.0)}
             for k, p in probs.items()}})
@@ -91,8 +76,8 @@ def probe_traces(policy: Any, traces: Path, buying_type: int, other: int,
                 key = (f"{'buying' if k == buying_type else 'other'}_type, "
                        f"{'added' if step.action == ADD else 'did not add'}")
                 groups.setdefault(key, []).append(
-                    (probabilities(policy, obs, history, k).get(ADD, 0.0),
-                     probabilities(policy, obs, history, swapped).get(ADD, 0.0)))
+                    (policy.action_probabilities(obs, history, k).get(ADD, 0.0),
+                     policy.action_probabilities(obs, history, swapped).get(ADD, 0.0)))
                 n += 1
             history.append(step.action)
     return {key: {"n": len(v), "p_add": float(np.mean([a for a, _ in v])),

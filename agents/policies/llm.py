@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,6 +272,24 @@ class LLMPolicy:
         return [[s - self.log_weights.get(action_form(c), top) for s, c in zip(row, cs)]
                 for row, cs in zip(scores, candidates)]
 
+    def action_probabilities(self, observation: Mapping[str, Any], history: Sequence[str] = (),
+                             persona: int | None = None, goal: str = "") -> dict[str, float]:
+        """Candidate action -> probability on ``observation`` after ``history`` (the softmax of
+        the scores the policy samples from, at temperature 1), as buyer type ``persona`` (the
+        observation's when ``None``). For probing a checkpoint; episodes go through
+        :meth:`act_batch`."""
+        import torch
+
+        obs = dict(observation)
+        if persona is not None:
+            obs["persona"] = persona
+        k = int(obs.get("persona", -1) if obs.get("persona") is not None else -1)
+        slot = _Slot(k, goal, list(history))
+        cands = self.candidates(obs, bool(history))
+        scores = torch.tensor(self.action_scores([self._prompt(obs, slot)], [cands])[0],
+                              dtype=torch.float64)
+        return dict(zip(cands, torch.softmax(scores, 0).tolist()))
+
     # -- internals -----------------------------------------------------------------------
     def _prompt(self, obs: Mapping[str, Any], slot: _Slot) -> list[int]:
         obs = dict(obs)
@@ -438,20 +455,15 @@ class LLMPolicy:
         return self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0]
 
 
-_EMPTY_TEXTBOX = re.compile(r'^\[(field-[\w-]+)\] textbox "[^"]*" value=""$', re.M)
-_UNSET_COUNTRY = re.compile(r'^\[field-country\] combobox "[^"]*" value="Select', re.M)
-
-
 def _rest_of_form(obs: Mapping[str, Any], chosen: str, slot: _Slot) -> list[str]:
-    """What autofill types after the field the model chose: the page's other empty personal
-    fields, in page order, then the country if none is selected."""
-    text = str(obs.get("text", ""))
-    first = chosen[len("type["):chosen.index("]")]
-    rest = [f"type[{f}][{slot.profile[f]}]" for f in _EMPTY_TEXTBOX.findall(text)
-            if f != first and f in CHECKOUT_FIELDS and f in slot.profile]
-    if slot.country and _UNSET_COUNTRY.search(text):
-        rest.append(f"select[field-country][{slot.country}]")
-    return rest
+    """What autofill types after the field the model chose: the rest of the form brought to
+    the episode's profile (:func:`~simpersona_env.env.actions.fill_form`, which the env's
+    oracle fills the checkout with too)."""
+    from simpersona_env.env.actions import fill_form
+
+    first = f"type[{chosen[len('type['):chosen.index(']')]}]"
+    fields = {f: v for f, v in slot.profile.items() if f in CHECKOUT_FIELDS}
+    return [a for a in fill_form(obs, fields, slot.country or None) if not a.startswith(first)]
 
 
 def _masked_scores(cand_ids: Sequence[Sequence[int]], token_logps: Sequence[Sequence[float]]

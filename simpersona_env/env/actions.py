@@ -29,6 +29,8 @@ __all__ = [
     "ActionSpec",
     "ELEMENT_LINE",
     "describe_actions",
+    "element_values",
+    "fill_form",
     "parse_action",
     "valid_actions",
 ]
@@ -164,6 +166,44 @@ def valid_actions(observation: Mapping[str, Any] | str) -> list[str]:
             for option in json.loads(opts.group(1)) if opts else []:
                 out.append(f"select[{eid}][{option}]")
     return out + ["search[<text>]", "back", "stop"]
+
+
+_VALUE = re.compile(r'\s*value=("(?:[^"\\]|\\.)*")')
+
+
+def element_values(observation: Mapping[str, Any] | str) -> dict[str, str | None]:
+    """Element id -> its current ``value`` (text boxes, dropdowns; ``None`` without one), in
+    page order."""
+    import json
+
+    text = observation if isinstance(observation, str) else observation.get("text", "")
+    out: dict[str, str | None] = {}
+    for m in ELEMENT_LINE.finditer(text):
+        v = _VALUE.match(m.group("extra"))
+        out[m.group("id")] = json.loads(v.group(1)) if v else None
+    return out
+
+
+def fill_form(observation: Mapping[str, Any] | str, fields: Mapping[str, str],
+              country: str | None = None) -> list[str]:
+    """The actions that bring a form on this page to ``fields`` (text box id -> text) and
+    ``country`` (the ``field-country`` dropdown): one ``type`` per field the page has whose
+    value differs, in page order, then the ``select``. Empty when nothing is left to fill.
+
+    Example:
+        >>> page = ('[field-email] textbox "Email" value="a@b.c"\\n[field-name] textbox "Name" '
+        ...         'value=""\\n[field-country] combobox "Country" value="Select" '
+        ...         'options=["Select", "France"]')
+        >>> fill_form(page, {"field-email": "a@b.c", "field-name": "Ann", "field-city": "X"},
+        ...           "France")
+        ['type[field-name][Ann]', 'select[field-country][France]']
+    """
+    values = element_values(observation)
+    out = [f"type[{eid}][{fields[eid]}]" for eid, value in values.items()
+           if eid in fields and value != fields[eid]]
+    if country and "field-country" in values and values["field-country"] != country:
+        out.append(f"select[field-country][{country}]")
+    return out
 
 
 def _short(text: str, n: int = 80) -> str:

@@ -21,12 +21,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from simpersona_env.env.actions import ELEMENT_LINE
+from simpersona_env.env.actions import ELEMENT_LINE, element_values, fill_form
 from simpersona_env.env.tasks import Goal
 
 __all__ = ["CHECKOUT_DETAILS", "ShopOracle"]
@@ -80,7 +79,7 @@ class ShopOracle:
         if "/orders/" in path:
             return "stop"
         if path.endswith("/checkout"):
-            return self._checkout(els)
+            return self._checkout(text)
         if path.endswith("/cart"):
             if any(k.startswith("cart-qty-") for k in els) and "checkout" in els:
                 return "click[checkout]"
@@ -88,9 +87,10 @@ class ShopOracle:
         if "/products/" in path:
             here = path.rsplit("/", 1)[-1]
             if target is None or here == target:
+                values = element_values(text)
                 for name, value in (self.goal.options.items() if self.goal else ()):
                     sid = f"option-{_slug(name)}"
-                    if sid in els and _value(els[sid][1]) != value:
+                    if sid in values and values[sid] != value:
                         return f"select[{sid}][{value}]"
                 if not self.added:
                     self.added = True
@@ -118,15 +118,6 @@ class ShopOracle:
             return "click[nav-home]" if "nav-home" in els else "stop"
         return "stop"  # the product cannot be found: give up rather than wander
 
-    def _checkout(self, els: Mapping[str, tuple[str, str]]) -> str:
-        for fid, value in self.checkout.items():
-            if fid in els and _value(els[fid][1]) != value:
-                return f"type[{fid}][{value}]"
-        if "field-country" in els and _value(els["field-country"][1]) != self.country:
-            return f"select[field-country][{self.country}]"
-        return "click[place-order]"
-
-
-def _value(extra: str) -> str | None:
-    m = re.match(r'\s*value=("(?:[^"\\]|\\.)*")', extra)
-    return json.loads(m.group(1)) if m else None
+    def _checkout(self, text: str) -> str:
+        todo = fill_form(text, self.checkout, self.country)
+        return todo[0] if todo else "click[place-order]"

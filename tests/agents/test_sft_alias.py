@@ -78,7 +78,7 @@ def test_aliased_agent_acts_on_the_type_on_a_product_it_never_saw(tmp_path):
     from agent_helpers import tiny_tokenizer_and_model
 
     from agents.model import AgentMeta
-    from agents.policies.llm import LLMPolicy, _Slot
+    from agents.policies.llm import LLMPolicy
     from agents.sft import SFTSettings, train_sft
 
     torch.manual_seed(0)
@@ -100,10 +100,7 @@ def test_aliased_agent_acts_on_the_type_on_a_product_it_never_saw(tmp_path):
 
     def p_add(k: int) -> float:
         obs = product_obs(k, "733911")  # in no trace
-        prompt = policy._prompt(obs, _Slot(k, "", ["click[product-733911]"]))
-        cands = policy.candidates(obs, True)
-        scores = torch.tensor(policy.action_scores([prompt], [cands])[0])
-        return float(torch.softmax(scores, 0)[cands.index("click[add-to-cart]")])
+        return policy.action_probabilities(obs, ["click[product-733911]"])["click[add-to-cart]"]
 
     print(f"P(add | unseen product): type 1 {p_add(1):.3f}, type 0 {p_add(0):.3f}")
     assert p_add(1) > 0.5 > p_add(0)

@@ -60,3 +60,26 @@ def test_valid_actions_from_rendered_elements():
     assert valid_actions({"text": text}) == [
         "click[nav-cart]", "type[q][<text>]", "select[sort][Featured]",
         'select[sort][Price "low"]', "click[agree]", "search[<text>]", "back", "stop"]
+
+
+def test_fill_form_types_what_differs_in_page_order_then_the_country():
+    from simpersona_env.env.actions import element_values, fill_form
+
+    page = "\n".join([
+        '[field-name] textbox "Full name" value="Bob"',  # filled, but not with the profile's
+        '[field-email] textbox "Email" value="ann@example.com"',  # already right
+        '[field-city] textbox "City" value=""',
+        '[field-country] combobox "Country" value="Select a country" '
+        'options=["Select a country", "France"]',
+        '[place-order] button "Place order"'])
+    assert element_values(page) == {"field-name": "Bob", "field-email": "ann@example.com",
+                                    "field-city": "", "field-country": "Select a country",
+                                    "place-order": None}
+    profile = {"field-email": "ann@example.com", "field-name": "Ann Lee", "field-city": "Lyon",
+               "field-postcode": "69001"}  # no postcode box on this page: nothing to type
+    assert fill_form({"text": page}, profile, "France") == [
+        "type[field-name][Ann Lee]", "type[field-city][Lyon]", "select[field-country][France]"]
+    assert fill_form(page, profile) == ["type[field-name][Ann Lee]", "type[field-city][Lyon]"]
+    done = page.replace('"Bob"', '"Ann Lee"').replace('value=""', 'value="Lyon"').replace(
+        'value="Select a country"', 'value="France"')
+    assert fill_form(done, profile, "France") == []
