@@ -65,13 +65,12 @@ def test_valid_actions_from_rendered_elements():
 def test_fill_form_types_what_differs_in_page_order_then_the_country():
     from simpersona_env.env.actions import element_values, fill_form
 
-    page = "\n".join([
-        '[field-name] textbox "Full name" value="Bob"',  # filled, but not with the profile's
-        '[field-email] textbox "Email" value="ann@example.com"',  # already right
-        '[field-city] textbox "City" value=""',
-        '[field-country] combobox "Country" value="Select a country" '
-        'options=["Select a country", "France"]',
-        '[place-order] button "Place order"'])
+    page = ('[field-name] textbox "Full name" value="Bob"\n'  # filled, not with the profile's
+            '[field-email] textbox "Email" value="ann@example.com"\n'  # already right
+            '[field-city] textbox "City" value=""\n'
+            '[field-country] combobox "Country" value="Select a country" '
+            'options=["Select a country", "France"]\n'
+            '[place-order] button "Place order"')
     assert element_values(page) == {"field-name": "Bob", "field-email": "ann@example.com",
                                     "field-city": "", "field-country": "Select a country",
                                     "place-order": None}
