@@ -98,6 +98,9 @@ class EvaluateConfig:
     ab_policy: str = field("", help="the A/B test's policy (default: the first)")
     ab_merchant: str = field("", help="the A/B test's merchant (default: the held-out one with "
                              "most buyers)")
+    contrasts: list[Any] | None = field(None, help="pairs of policies compared over the same "
+                                        "simulated buyers, e.g. [[persona_agent,no_persona]] "
+                                        "(default: the first policy against each other one)")
     goal: bool = field(False, help="also run the goal-task benchmark (goal_benchmark settings)")
     goal_benchmark: GoalBenchmarkConfig = field(help="the goal benchmark run with goal=true",
                                                 default_factory=GoalBenchmarkConfig)
@@ -196,7 +199,9 @@ def run(cfg: Any) -> int:
         workers=cfg.workers, batch_size=cfg.batch_size, backend=cfg.backend.name,
         max_steps=cfg.max_steps, bootstrap=cfg.bootstrap, ab=cfg.ab,
         ab_policy=cfg.ab_policy or None, ab_merchant=cfg.ab_merchant or None,
-        resume=cfg.resume, progress=cfg.progress)
+        resume=cfg.resume, progress=cfg.progress,
+        contrasts=None if cfg.contrasts is None else [list(c) if not isinstance(c, str) else c
+                                                      for c in cfg.contrasts])
     result["protocol"]["data"] = source
     goal_res = None
     if cfg.goal:

@@ -44,7 +44,9 @@ __all__ = [
     "ab_test",
     "evaluate_population",
     "heldout_protocol",
+    "paired_contrasts",
     "pick_heldout_merchants",
+    "plan_reach",
     "type_fidelity",
     "type_profiles",
 ]
@@ -284,6 +286,88 @@ def type_fidelity(sim_events: pl.DataFrame, records: Sequence[Mapping[str, Any]]
             "per_type": per_type}
 
 
+# ---------------------------------------------------------------------- paired comparison
+
+def plan_reach(funnel: pl.DataFrame, records: Sequence[Mapping[str, Any]],
+               stages: Sequence[str]) -> dict[str, np.ndarray]:
+    """merchant -> float array (simulated buyers, stages) indexed by the buyer's index in the
+    simulation (its :class:`~simpersona_env.simulation.population.BuyerPlan`), a NaN row for a
+    buyer the (projected) log does not see: the input of
+    :func:`~simpersona_env.evaluation.alignment.paired_alignment_difference`."""
+    index = {(str(r["merchant_id"]), str(r["visitor_id"])): int(r["index"]) for r in records
+             if r.get("visitor_id")}
+    size: dict[str, int] = {}
+    for r in records:
+        m = str(r["merchant_id"])
+        size[m] = max(size.get(m, 0), int(r["index"]) + 1)
+    out = {m: np.full((n, len(stages)), np.nan) for m, n in size.items()}
+    cols = [f"reached_{s}" for s in stages]
+    for row in funnel.select("merchant_id", "buyer_id", *cols).iter_rows():
+        i = index.get((str(row[0]), str(row[1])))
+        if i is not None:
+            out[str(row[0])][i] = np.asarray(row[2:], float)
+    return out
+
+
+def _contrast_pairs(policies: Mapping[str, Any], contrasts: Sequence[Sequence[str]] | None
+                    ) -> list[tuple[str, str]]:
+    names = list(policies)
+    if contrasts is None:
+        return [(names[0], b) for b in names[1:]]
+    pairs = []
+    for c in contrasts:
+        pair = [str(x) for x in (c.split("-", 1) if isinstance(c, str) and c not in names
+                                 else c)]
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise ConfigError(f"contrasts: {c!r} is not a pair of two policies; write "
+                              "contrasts=[[persona_agent,no_persona]]")
+        unknown = [x for x in pair if x not in policies]
+        if unknown:
+            raise ConfigError(f"contrasts: {unknown} are not among the policies {names}; "
+                              "name two of those")
+        pairs.append((pair[0], pair[1]))
+    return pairs
+
+
+def paired_contrasts(real: Mapping[str, np.ndarray], by_plan: Mapping[str, Mapping[str, Any]],
+                     stages: Sequence[str], pairs: Sequence[tuple[str, str]], *,
+                     bootstrap: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """Each pair's alignment difference over the same simulated buyers (a - b), conversion
+    and funnel, with paired bootstrap intervals.
+
+    Every policy plays buyer ``i`` of a merchant with the same persona draw, visitor, arrival
+    and goal (``(seed, i)``), so the two simulations are paired buyer by buyer; the real
+    buyers they are scored against are the same too.
+    """
+    from simpersona_env.evaluation.alignment import paired_alignment_difference
+
+    j = list(stages).index("purchase") if "purchase" in stages else None
+    out = []
+    for a, b in pairs:
+        pa, pb = by_plan.get(a, {}), by_plan.get(b, {})
+        sa, sb = {}, {}
+        for m in set(pa) & set(pb):
+            n = max(pa[m].shape[0], pb[m].shape[0])  # a resumed run may hold more buyers
+            sa[m], sb[m] = (np.vstack([x, np.full((n - x.shape[0], x.shape[1]), np.nan)])
+                            for x in (pa[m], pb[m]))
+        entry: dict[str, Any] = {"a": a, "b": b, "meaning": f"{a} - {b}", "merchants": [],
+                                 "conversion": None, "funnel": None, "stages": {}}
+        try:
+            diff = paired_alignment_difference(real, sa, sb, stages, n_boot=bootstrap,
+                                               seed=seed)
+        except DataError as exc:
+            _log(f"[yellow]paired {a} - {b}: {exc}")
+            entry["skipped"] = str(exc)
+            out.append(entry)
+            continue
+        entry.update(merchants=diff["merchants"], funnel=diff["funnel"],
+                     conversion=diff[stages[j]] if j is not None else None,
+                     stages={s: diff[s] for s in stages},
+                     buyers={m: int(sa[m].shape[0]) for m in diff["merchants"]})
+        out.append(entry)
+    return out
+
+
 # ------------------------------------------------------------------------------------ A/B
 
 def ab_test(spec: Any, out_dir: str | Path, *, themes: Sequence[str] = ("classic", "grid"),
@@ -359,6 +443,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                         bootstrap: int = 1000, ab: bool = True, ab_policy: str | None = None,
                         ab_merchant: str | None = None, resume: bool = False,
                         progress: bool = True, profiles_buyers: pl.DataFrame | None = None,
+                        contrasts: Sequence[Sequence[str]] | None = None,
                         ) -> dict[str, Any]:
     """Run the held-out population evaluation for each policy and return every figure.
 
@@ -385,12 +470,15 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         resume: continue interrupted simulations in ``out_dir``.
         profiles_buyers: training buyers for ``profiles: auto`` (default: the training
             merchants' ``train`` half of ``buyers``).
+        contrasts: pairs ``(a, b)`` of policy names whose alignment difference (a - b) is
+            measured paired, over the same simulated buyers (:func:`paired_contrasts`);
+            default: the first policy against each other one.
 
     Returns:
         A JSON-ready dict (see docs/evaluation.md): ``protocol``, ``merchants``,
         ``policies`` (alignment, per-merchant and per-type statistics, type fidelity),
         ``reference`` (the split's ceiling: the real population half in the simulation's
-        place), ``ab``.
+        place), ``paired`` (the contrasts), ``ab``.
     """
     import polars as pl
 
@@ -411,6 +499,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
 
     if not policies:
         raise ConfigError("no policies to evaluate; give at least one (policies={name: spec})")
+    pairs = _contrast_pairs(policies, contrasts)
     out = Path(out_dir)
     real_events = read_event_frame(events)
     all_merchants = sorted(real_events["merchant_id"].unique().to_list())
@@ -493,6 +582,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
          f"[{c.lo:.3f}, {c.hi:.3f}] (the split's ceiling); a simulator with exactly those "
          f"rates expects {exact.value:.3f} at {n_buyers} buyers per merchant")
     specs: dict[str, SimulationSpec] = {}
+    by_plan: dict[str, dict[str, np.ndarray]] = {}
     for name, raw in policies.items():
         pspec, personas, average = _policy_spec(raw, profiles)
         records_all: list[dict[str, Any]] = []
@@ -517,6 +607,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
             _log(f"[yellow]{name}: no simulated buyer of {missing} left an event the real log "
                  "records; those merchants are left out of its alignment")
         conversion, funnel = _alignments(real_reach, sim_reach, stages, bootstrap, seed)
+        by_plan[name] = plan_reach(sim_funnel, records_all, stages)
         sim_stats = merchant_stats(sim_funnel, bootstrap=bootstrap, seed=seed)["merchants"]
         sampled = {} if average else {
             (r["merchant_id"], r["visitor_id"]): int(r["persona"]) for r in records_all
@@ -539,6 +630,15 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         _log(f"[bold]{name}[/]: conversion alignment {c.value:.3f} [{c.lo:.3f}, {c.hi:.3f}]"
              + (f", type fidelity {entry['fidelity']['accuracy']:.3f}"
                 if entry["fidelity"] and entry["fidelity"]["accuracy"] is not None else ""))
+    result["paired"] = paired_contrasts(real_reach, by_plan, stages, pairs,
+                                        bootstrap=bootstrap, seed=seed)
+    for c in result["paired"]:
+        d = c["conversion"]
+        if d is None:
+            continue
+        _log(f"paired, the same simulated buyers: {c['meaning']} = {d['value']:+.3f} "
+             f"[{d['lo']:+.3f}, {d['hi']:+.3f}] conversion alignment, "
+             f"{c['funnel']['value']:+.3f} funnel alignment")
     if ab:
         name = ab_policy or next(iter(policies))
         if name not in specs:

@@ -10,7 +10,9 @@ benchmark's) and writes into ``out_dir``:
 * ``funnel_by_type.png``: stage reach per buyer type, simulated vs real, with intervals;
 * ``type_fidelity.png``: the confusion matrix (sampled type vs re-assigned type);
 * ``goal_success.png``: goal-task success per policy and catalog, with intervals;
-* ``ab.png``: conversion per theme and their difference, with intervals.
+* ``ab.png``: conversion per theme and their difference, with intervals;
+* ``paired.png``: the alignment difference of each pair of policies over the same simulated
+  buyers (conversion and funnel), with paired intervals.
 
 Example:
     >>> paths = write_report(result, "runs/evaluate", goal=goal_result)  # doctest: +SKIP
@@ -29,7 +31,7 @@ import numpy as np
 
 __all__ = ["headline", "write_report"]
 
-PLOTS = ("conversion", "funnel_by_type", "type_fidelity", "goal_success", "ab")
+PLOTS = ("conversion", "funnel_by_type", "type_fidelity", "goal_success", "ab", "paired")
 
 
 def _plt():
@@ -55,12 +57,14 @@ def _ci(d: Mapping[str, Any] | None) -> tuple[float, float, float]:
     return _v(d.get("value")), _v(d.get("lo")), _v(d.get("hi"))
 
 
-def _fmt(d: Mapping[str, Any] | None, pct: bool = False) -> str:
+def _fmt(d: Mapping[str, Any] | None, pct: bool = False, signed: bool = False) -> str:
     v, lo, hi = _ci(d)
     if math.isnan(v):
         return "–"
     if pct:
         return f"{100 * v:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    if signed:
+        return f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
@@ -94,6 +98,12 @@ def headline(result: Mapping[str, Any], goal: Mapping[str, Any] | None = None) -
                      "at exactly the population half's rates: conversion alignment "
                      f"{_fmt(exact['conversion_alignment'])} (what sampling costs a perfect "
                      "simulator)")
+    for c in result.get("paired") or []:
+        if c.get("conversion"):
+            lines.append(f"paired over the same simulated buyers, {c['meaning']}: conversion "
+                         f"alignment {_fmt(c['conversion'], signed=True)} "
+                         f"(P(a better) {c['conversion']['p_a_better']:.2f}), funnel alignment "
+                         f"{_fmt(c['funnel'], signed=True)}")
     if result.get("ab"):
         d = result["ab"]["difference"]
         lines.append(f"A/B on {result['ab']['merchant']}: {d['meaning']} = {_fmt(d)}")
@@ -264,6 +274,35 @@ def _plot_ab(result: Mapping[str, Any], path: Path) -> list[list[Any]]:
     return rows
 
 
+def _plot_paired(result: Mapping[str, Any], path: Path) -> list[list[Any]]:
+    plt = _plt()
+    pairs = [c for c in result.get("paired") or [] if c.get("conversion")]
+    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.6 * max(len(pairs), 1)))
+    rows: list[list[Any]] = []
+    if pairs:
+        y = np.arange(len(pairs))
+        for off, key, color in ((-0.12, "conversion", "C0"), (0.12, "funnel", "C2")):
+            v, lo, hi = (np.array(e) for e in zip(*[_ci(c[key]) for c in pairs]))
+            ax.errorbar(v, y + off, xerr=_yerr(v, lo, hi), fmt="o", capsize=4, color=color,
+                        label=f"{key} alignment")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(y, [c["meaning"] for c in pairs], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("alignment difference, a - b (95% paired bootstrap CI)")
+        ax.legend(fontsize=7, loc="best")
+        for c in pairs:
+            rows.append([c["a"], c["b"], *_ci(c["conversion"]),
+                         float(c["conversion"]["p_a_better"]), *_ci(c["funnel"])])
+    else:
+        ax.text(0.5, 0.5, "no paired comparison (one policy)", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title("the same simulated buyers, two policies", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return rows
+
+
 # ----------------------------------------------------------------------------------- report
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -280,7 +319,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
                  goal: Mapping[str, Any] | None = None, policy: str | None = None,
                  title: str = "SimPersona population evaluation") -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and the five PNGs into ``out_dir``.
+    """Write ``report.md``, ``report.json`` and the six PNGs into ``out_dir``.
 
     Args:
         result: :func:`~simpersona_env.evaluation.population.evaluate_population`'s dict (or
@@ -304,6 +343,7 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
     conf = _plot_fidelity(result, paths["type_fidelity"], policy)
     goal_rows = _plot_goal(goal, paths["goal_success"])
     ab_rows = _plot_ab(result, paths["ab"])
+    paired_rows = _plot_paired(result, paths["paired"])
     doc = {"title": title, "population": result, "goal": goal, "plots": {k: v.name for k, v in
                                                                        paths.items()}}
     paths["json"] = out / "report.json"
@@ -349,6 +389,14 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
         md += _table(["policy", "conversion alignment", "conversion correlation",
                       "funnel alignment", "funnel correlation",
                       *[f"{s} alignment" for s in proto["stages"]]], rows) + [""]
+        md += ["## Paired comparisons", "", f"![paired]({paths['paired'].name})", "",
+               ("Every policy plays buyer i of a merchant with the same persona draw, visitor and "
+                "arrival, and is scored against the same real buyers; each bootstrap resample "
+                "draws one set of both, so the interval is that of the difference (separate "
+                "intervals cannot be subtracted). P(a better): the share of resamples in "
+                "which a aligns better."), ""]
+        md += (_table(["a", "b", "conversion a - b", "lo", "hi", "P(a better)", "funnel a - b",
+                       "lo", "hi"], paired_rows) if paired_rows else ["one policy: none"]) + [""]
         md += ["## Conversion per merchant", "", f"![conversion]({paths['conversion'].name})", ""]
         md += _table(["policy", "merchant", "real", "real lo", "real hi", "sim", "sim lo",
                       "sim hi"], conv_rows) + [""]

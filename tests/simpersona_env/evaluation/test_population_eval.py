@@ -197,7 +197,22 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
         expected_rate_alignment([per[m]["sim"] for m in per], [per[m]["real"] for m in per], 12,
                                 draws=60, seed=0).value)
 
+    # paired: the first policy against each other one, over the same simulated buyers
+    assert [(c["a"], c["b"]) for c in res["paired"]] == [("rule_based", "random"),
+                                                          ("rule_based", "average")]
+    for c in res["paired"]:
+        a, b = (res["policies"][n]["conversion"] for n in (c["a"], c["b"]))
+        conv = c["conversion"]
+        assert conv["lo"] <= conv["value"] <= conv["hi"] and 0 <= conv["p_a_better"] <= 1
+        assert conv["a"] - conv["b"] == pytest.approx(conv["value"])
+        if set(a["per_merchant"]) == set(b["per_merchant"]) == set(c["merchants"]):
+            assert conv["value"] == pytest.approx(a["alignment"]["value"] -
+                                                  b["alignment"]["value"])
+        assert c["buyers"] == {m: 12 for m in c["merchants"]}
+        assert set(c["stages"]) == set(res["protocol"]["stages"])
+
     paths = write_report(res, tmp_path / "report")
+    assert "## Paired comparisons" in paths["md"].read_text()
     for name in PLOTS:
         data = paths[name].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
@@ -208,6 +223,19 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     assert "reference: real population half" in md
     doc = json.loads(paths["json"].read_text())
     assert doc["population"]["protocol"]["heldout_merchants"] == held
+
+
+def test_contrasts_name_policies_of_the_run(tmp_path):
+    from simpersona_env.errors import ConfigError
+    from simpersona_env.evaluation.population import evaluate_population
+
+    pols = {"rule_based": RULE_BASED, "random": RANDOM}
+    with pytest.raises(ConfigError, match=r"contrasts: \['nope'\] are not among the policies"):
+        evaluate_population(tmp_path / "none", None, pols, out_dir=tmp_path,
+                            contrasts=[["rule_based", "nope"]])
+    with pytest.raises(ConfigError, match="is not a pair of two policies"):
+        evaluate_population(tmp_path / "none", None, pols, out_dir=tmp_path,
+                            contrasts=[["random", "random"]])
 
 
 def test_goal_benchmark_same_tasks_for_every_policy(tmp_path):
