@@ -87,6 +87,10 @@ class EvaluateConfig:
     min_buyers: int = field(20, help="skip a held-out merchant with fewer buyers in a half")
     n_buyers: int = field(200, help="simulated buyers per held-out merchant and policy")
     seed: int = field(0, help="simulation seed")
+    sessions: str = field("population", help="sessions per simulated buyer: 'population' (drawn "
+                          "from its type's buyers in the merchant's population half; the same "
+                          "visitor returns, with its cart) or 'one'")
+    max_sessions: int = field(5, help="most sessions of a simulated buyer (sessions=population)")
     runner: RunnerConfig = field(help="local or ray (config group)", default_factory=RunnerConfig)
     workers: int = field(0, help="worker processes or actors (0: in this process)")
     batch_size: int = field(1, help="buyers per batch (lockstep for act_batch policies)")
@@ -200,6 +204,7 @@ def run(cfg: Any) -> int:
         max_steps=cfg.max_steps, bootstrap=cfg.bootstrap, ab=cfg.ab,
         ab_policy=cfg.ab_policy or None, ab_merchant=cfg.ab_merchant or None,
         resume=cfg.resume, progress=cfg.progress,
+        sessions=cfg.sessions, max_sessions=cfg.max_sessions,
         contrasts=None if cfg.contrasts is None else [list(c) if not isinstance(c, str) else c
                                                       for c in cfg.contrasts])
     result["protocol"]["data"] = source

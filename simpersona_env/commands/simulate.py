@@ -17,12 +17,14 @@ summary).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from simpersona_env.commands.ingest import RunnerConfig
 from simpersona_env.commands.shop import StoreConfig
 from simpersona_env.config import field, register
 from simpersona_env.env.settings import BackendConfig, TaskConfig
+from simpersona_env.errors import ConfigError
 
 __all__ = ["SimulateConfig", "policy_spec", "run"]
 
@@ -53,6 +55,9 @@ class SimulateConfig:
     max_steps: int = field(50, help="step limit per episode")
     show_persona: bool = field(True, help="show the sampled type to the policy (false: the "
                                "no-persona baseline; not `personas=`, the VQ-VAE's config group)")
+    sessions: list[Any] = field([], help="sessions per buyer: the probabilities of 1, 2, ... "
+                                "sessions ([0.8,0.2]), or one such list per type; empty: one")
+    session_gap_median_s: float = field(86400.0, help="median seconds before a buyer returns")
     record_observations: bool = field(False, help="keep each step's full observation text")
     out_dir: str = field("runs/simulate", help="output folder")
     resume: bool = field(False, help="continue an interrupted run in out_dir")
@@ -61,6 +66,18 @@ class SimulateConfig:
 
 
 register("simulate_schema", SimulateConfig)
+
+
+def _sessions(value: Any) -> list[list[float]]:
+    """``[0.8, 0.2]`` (one distribution for every buyer) or ``[[...], ...]`` (one per type)."""
+    items = list(value or [])
+    if items and all(isinstance(x, (int, float)) for x in items):
+        return [[float(x) for x in items]]
+    try:
+        return [[float(x) for x in d] for d in items]
+    except (TypeError, ValueError):
+        raise ConfigError(f"sessions={items!r}: give the probabilities of 1, 2, ... sessions, "
+                          "e.g. sessions=[0.8,0.2], or one such list per type") from None
 
 
 def policy_spec(policy: Any) -> Any:
@@ -118,7 +135,9 @@ def run(cfg: Any) -> int:
                           n_buyers=c.n_buyers, seed=c.seed, batch_size=c.batch_size,
                           backend=OmegaConf.to_container(cfg.backend, resolve=True),
                           task=cfg.task.name, max_steps=c.max_steps,
-                          record_observations=c.record_observations, personas=c.show_persona)
+                          record_observations=c.record_observations, personas=c.show_persona,
+                          sessions=_sessions(c.sessions),
+                          session_gap_median_s=c.session_gap_median_s)
     console.print(f"simulate: {c.n_buyers} buyers of store {store['name']}"
                   f"{'/' + c.store_id if c.store_id else ''}, population {where}, policy "
                   f"{spec.policy_name}, runner {runner.name} x{c.workers}, backend "
@@ -129,9 +148,10 @@ def run(cfg: Any) -> int:
                    overwrite=c.overwrite, progress=c.progress, num_cpus=runner.num_cpus,
                    address=runner.address)
     s = res.summary
-    console.print(f"{s['episodes']} episodes ({s['new_episodes']} new, {s['seconds']:.1f}s): "
-                  f"conversion {s['conversion_rate']:.3f}, mean steps {s['mean_steps']:.1f}, "
-                  f"{s['events']} events")
+    visits = f", {s['sessions']} sessions" if s["sessions"] != s["episodes"] else ""
+    console.print(f"{s['episodes']} buyers{visits} ({s['new_episodes']} new, "
+                  f"{s['seconds']:.1f}s): conversion per buyer {s['conversion_rate']:.3f}, mean "
+                  f"steps {s['mean_steps']:.1f}, {s['events']} events")
     console.print(f"wrote {res.episodes_path}, {res.events_path}, {res.out_dir / 'simulation.json'}")
     return 0
 
@@ -150,6 +170,8 @@ class _Flat:
     batch_size: int = 1
     max_steps: int = 50
     show_persona: bool = True
+    sessions: list[Any] = dc_field(default_factory=list)
+    session_gap_median_s: float = 86400.0
     record_observations: bool = False
     out_dir: str = "runs/simulate"
     resume: bool = False

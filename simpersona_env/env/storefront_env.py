@@ -136,7 +136,9 @@ class StorefrontEnv(gym.Env[dict, str]):
 
     ## Starting State
 
-    A new visitor (fresh cookies, empty cart) on the store's home page (or the URL).
+    A new visitor (fresh cookies, empty cart) on the store's home page (or the URL); with
+    ``options={"visitor": id}`` (the ``visitor_id`` of an earlier reset, bundled shop only) the
+    same visitor returns, with its cart: a buyer's next session.
 
     ## Episode End
 
@@ -302,9 +304,18 @@ class StorefrontEnv(gym.Env[dict, str]):
         t0 = time.perf_counter()
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = sorted(set(options) - {"persona", "goal"})
+        unknown = sorted(set(options) - {"persona", "goal", "visitor"})
         if unknown:
-            raise ConfigError(f"reset options {unknown} are unknown; valid: persona, goal")
+            raise ConfigError(f"reset options {unknown} are unknown; valid: persona, goal, "
+                              "visitor")
+        returning = options.get("visitor") or None
+        if returning is not None and not self.is_bundled:
+            raise ConfigError("reset option visitor= (a returning buyer) needs the bundled shop, "
+                              "whose visitors are known by their cookie; a URL store starts "
+                              "every episode as a new visitor")
+        if returning is not None and str(returning) not in self.shop.visitors:
+            raise ConfigError(f"reset option visitor={returning!r}: this shop has no such "
+                              "visitor; pass the visitor_id of an earlier reset's info")
         persona = options.get("persona", -1)
         if persona is None:
             persona = -1
@@ -319,7 +330,9 @@ class StorefrontEnv(gym.Env[dict, str]):
         cookies: dict[str, str] = {}
         self._visitor = None
         if self.is_bundled:
-            self._visitor = self._new_visitor_id()
+            # a returning buyer keeps its cookie, hence its cart; its first request after the
+            # shop's session timeout starts a new session of the same buyer in the log
+            self._visitor = str(returning) if returning else self._new_visitor_id()
             cookies[_VISITOR_COOKIE] = self._visitor
             self._log_pos = len(self.shop.event_log)
         if self.backend.name == "http":

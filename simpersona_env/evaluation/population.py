@@ -47,6 +47,8 @@ __all__ = [
     "paired_contrasts",
     "pick_heldout_merchants",
     "plan_reach",
+    "session_gap_median",
+    "session_shares",
     "type_fidelity",
     "type_profiles",
 ]
@@ -71,6 +73,10 @@ class HeldoutMerchant:
     real_buyers: list[str]
     real_funnel: Any  # polars frame: buyer_funnel rows of the real half
     population_funnel: Any = None  # polars frame: buyer_funnel rows of the population half
+    #: per type, the shares of the population half's buyers with 1, 2, ... sessions (the last
+    #: share: that many or more); a type with no buyer here gets the merchant's pooled shares
+    sessions: list[list[float]] = dataclasses.field(default_factory=list)
+    pooled_sessions: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def shares(self) -> list[float]:
@@ -104,9 +110,50 @@ def pick_heldout_merchants(merchants: Sequence[str], *, fraction: float = 0.5, s
     return out
 
 
+def session_shares(n_sessions: np.ndarray, types: np.ndarray | None, k: int,
+                   max_sessions: int) -> tuple[list[list[float]], list[float]]:
+    """(per type, pooled) shares of buyers with 1, 2, ..., ``max_sessions`` (or more)
+    sessions; a type without buyers gets the pooled shares.
+
+    Example:
+        >>> session_shares(np.array([1, 1, 2, 7]), np.array([0, 0, 1, 1]), 3, 3)
+        ([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.25, 0.25]], [0.5, 0.25, 0.25])
+    """
+    n = np.clip(np.asarray(n_sessions, np.int64), 1, max_sessions) - 1
+
+    def shares(part: np.ndarray) -> list[float]:
+        return (np.bincount(part, minlength=max_sessions) / part.size).tolist()
+
+    pooled = shares(n) if n.size else [1.0] + [0.0] * (max_sessions - 1)
+    if types is None:
+        return [], pooled
+    t = np.asarray(types, np.int64)
+    return [shares(n[t == j]) if (t == j).any() else pooled for j in range(k)], pooled
+
+
+def session_gap_median(events: pl.DataFrame, buyers: Mapping[str, Sequence[str]]
+                       ) -> float | None:
+    """The median seconds between the start of a buyer's session and the start of its next,
+    over the ``buyers`` (merchant -> buyer ids) with 2+ sessions; None when none has."""
+    import polars as pl
+
+    keys = pl.DataFrame({"merchant_id": [m for m, bs in buyers.items() for _ in bs],
+                         "buyer_id": [b for bs in buyers.values() for b in bs]},
+                        schema={"merchant_id": pl.String, "buyer_id": pl.String})
+    starts = (events.lazy().select("merchant_id", "buyer_id", "session_id", "ts")
+              .join(keys.lazy(), on=["merchant_id", "buyer_id"], how="semi")
+              .group_by("merchant_id", "buyer_id", "session_id").agg(pl.col("ts").min())
+              .sort("merchant_id", "buyer_id", "ts")
+              .with_columns((pl.col("ts").diff().over("merchant_id", "buyer_id")
+                             .dt.total_seconds()).alias("gap"))
+              .drop_nulls("gap").collect())
+    return float(starts["gap"].median()) if starts.height else None
+
+
 def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
                      merchants: Sequence[str], *, heldout_fraction: float = 0.5, seed: int = 0,
-                     min_buyers: int = 10, log: bool = True) -> dict[str, HeldoutMerchant]:
+                     min_buyers: int = 10, log: bool = True, max_sessions: int = 5
+                     ) -> dict[str, HeldoutMerchant]:
     """Split each held-out merchant's buyers into the population half and the real half.
 
     Args:
@@ -118,6 +165,7 @@ def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
         heldout_fraction, seed: the buyer split (the ingest's defaults: 0.5, 0).
         min_buyers: a merchant with fewer buyers in either half is skipped (noted unless
             ``log`` is false).
+        max_sessions: the session-count shares (:func:`session_shares`) stop there.
 
     Returns:
         merchant -> :class:`HeldoutMerchant`; the two halves never share a buyer.
@@ -143,12 +191,16 @@ def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
                 _log(f"merchant {m}: {pop.height} population / {real.height} real buyers, "
                      f"fewer than min_buyers={min_buyers}: skipped")
             continue
-        counts = ([] if typer is None else
-                  np.bincount(np.asarray(typer.assign(pop), np.int64), minlength=typer.k).tolist())
+        types = None if typer is None else np.asarray(typer.assign(pop), np.int64)
+        counts = [] if types is None else np.bincount(types, minlength=typer.k).tolist()
+        per_type, pooled = session_shares(
+            pop["n_sessions"].to_numpy() if "n_sessions" in pop.columns else np.ones(pop.height),
+            types, 0 if typer is None else int(typer.k), max(1, int(max_sessions)))
         pop_ids, real_ids = pop["buyer_id"].to_list(), real["buyer_id"].to_list()
         if set(pop_ids) & set(real_ids):  # the split is a partition; guard it anyway
             raise DataError(f"merchant {m}: the population and real halves share buyers")
-        out[m] = HeldoutMerchant(m, counts, pop_ids, real_ids, real, pop_funnel)
+        out[m] = HeldoutMerchant(m, counts, pop_ids, real_ids, real, pop_funnel, per_type,
+                                 pooled)
     if not out:
         raise DataError(f"no held-out merchant has {min_buyers}+ buyers in both halves; lower "
                         "min_buyers or hold out larger merchants")
@@ -199,8 +251,22 @@ def _alignments(real: Mapping[str, np.ndarray], sim: Mapping[str, np.ndarray],
     return conversion, funnel_alignment(real, sim, stages, n_boot=bootstrap, seed=seed)
 
 
+def _per_session(target: float, sessions: Sequence[float]) -> float:
+    """q with E_n[1 - (1 - q)^n] = target, n ~ ``sessions`` (shares of 1, 2, ... sessions):
+    the per-session chance that gives a per-buyer rate of ``target``."""
+    p = np.asarray(sessions, float)
+    n = np.arange(1, p.size + 1)
+    if target <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if float(p @ (1 - (1 - mid) ** n)) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
 def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | Path, *,
-                  min_visible: float = 0.9) -> Path:
+                  min_visible: float = 0.9, max_sessions: int = 1) -> Path:
     """Write the rule-based typed buyer's profile of each type (JSON, the input of
     ``agents.policies.rule_based.load_profiles``), fitted to the type's observed funnel.
 
@@ -216,6 +282,10 @@ def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | P
     under-represented in the measured log, which would change the population's mix. So
     one-product types browse a little deeper than their real buyers (conversion per type
     still matches; the views count does not).
+
+    With ``max_sessions`` > 1 the buyers are simulated with as many sessions as their type's
+    (up to that many): the cart and purchase chances are then per session, solved so that the
+    share of buyers who cart or buy *in any of their sessions* matches.
     """
     import polars as pl
 
@@ -227,6 +297,9 @@ def type_profiles(buyers: pl.DataFrame, types: np.ndarray, k: int, path: str | P
         conv = float((part["converted"] > 0).mean())
         carted = float(part["has_cart"].cast(pl.Float64).mean()) if "has_cart" in part.columns \
             else conv
+        if max_sessions > 1:  # per-buyer shares -> per-session chances
+            shares = session_shares(part["n_sessions"].to_numpy(), None, 0, max_sessions)[1]
+            carted, conv = _per_session(max(carted, conv), shares), _per_session(conv, shares)
         reach_cart = min(max(carted, conv), 0.999)
         lam = max(_depth_rate(views), -float(np.log1p(-min_visible)))
         return {"views_per_session": float(lam), "view_to_cart": float(_cart_rate(lam, reach_cart)),
@@ -284,6 +357,11 @@ def type_fidelity(sim_events: pl.DataFrame, records: Sequence[Mapping[str, Any]]
     return {"n": n, "accuracy": float(np.trace(conf) / n),
             "chance": float((p_true * p_assigned).sum()), "confusion": conf.tolist(),
             "per_type": per_type}
+
+
+def _sessions_per_buyer(records: Sequence[Mapping[str, Any]], merchant: str) -> float | None:
+    n = [len(r.get("sessions") or [None]) for r in records if r["merchant_id"] == merchant]
+    return float(np.mean(n)) if n else None
 
 
 # ---------------------------------------------------------------------- paired comparison
@@ -444,6 +522,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                         ab_merchant: str | None = None, resume: bool = False,
                         progress: bool = True, profiles_buyers: pl.DataFrame | None = None,
                         contrasts: Sequence[Sequence[str]] | None = None,
+                        sessions: str = "population", max_sessions: int = 5,
                         ) -> dict[str, Any]:
     """Run the held-out population evaluation for each policy and return every figure.
 
@@ -473,6 +552,11 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
         contrasts: pairs ``(a, b)`` of policy names whose alignment difference (a - b) is
             measured paired, over the same simulated buyers (:func:`paired_contrasts`);
             default: the first policy against each other one.
+        sessions: ``population``: each simulated buyer has as many sessions as its type's
+            buyers in the merchant's population half (drawn from their shares, up to
+            ``max_sessions``), the same visitor returning after a gap drawn around the
+            population half's median; a policy that does not see the type draws from the
+            merchant's pooled shares. ``one``: one session per buyer.
 
     Returns:
         A JSON-ready dict (see docs/evaluation.md): ``protocol``, ``merchants``,
@@ -500,6 +584,9 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     if not policies:
         raise ConfigError("no policies to evaluate; give at least one (policies={name: spec})")
     pairs = _contrast_pairs(policies, contrasts)
+    if sessions not in ("population", "one"):
+        raise ConfigError(f"sessions={sessions!r}: use 'population' (as many sessions as the "
+                          "type's real buyers) or 'one'")
     out = Path(out_dir)
     real_events = read_event_frame(events)
     all_merchants = sorted(real_events["merchant_id"].unique().to_list())
@@ -512,8 +599,17 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     bseed = split_seed if buyer_split_seed is None else buyer_split_seed
     protocol = heldout_protocol(real_funnel, buyers, typer, held,
                                 heldout_fraction=heldout_fraction, seed=bseed,
-                                min_buyers=min_buyers)
+                                min_buyers=min_buyers, max_sessions=max_sessions)
     held = list(protocol)
+    if ab and ab_policy and ab_policy not in policies:  # before any simulation, not after
+        raise ConfigError(f"ab_policy={ab_policy!r} is not one of the policies {list(policies)}")
+    if ab and ab_merchant and ab_merchant not in held:
+        raise ConfigError(f"ab_merchant={ab_merchant!r} is not a held-out merchant of this run "
+                          f"({held}); name one of those")
+    gap_s = None
+    if sessions == "population":
+        gap_s = session_gap_median(real_events, {m: protocol[m].population_buyers
+                                                 for m in held})
     observed = observed_event_types(real_events)
     stages = stages_observed(observed)
     _log(f"held-out merchants: {', '.join(held)} ({len(train_merchants)} training merchants); "
@@ -527,11 +623,13 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                                              if train_merchants else pl.lit(True)),
                                heldout_fraction=heldout_fraction, seed=split_seed)
             tb = tb.filter(pl.col("split") == TRAIN)
+        per_buyer = max_sessions if sessions == "population" else 1
         profiles["types"] = type_profiles(tb, typer.assign(tb), typer.k,
-                                          out / "type_profiles.json")
+                                          out / "type_profiles.json", max_sessions=per_buyer)
         # the no-persona baseline: one profile fitted to all training buyers together
         profiles["average"] = type_profiles(tb, np.zeros(tb.height, np.int64), 1,
-                                            out / "average_profile.json")
+                                            out / "average_profile.json",
+                                            max_sessions=per_buyer)
         _log(f"rule-based type profiles from {tb.height} training buyers: {profiles['types']}")
 
     real_reach = reach_by_merchant(None, stages, funnel=pl.concat(
@@ -551,8 +649,13 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                                      "population_half": "train", "real_half": "heldout"},
                      "observed_event_types": observed, "stages": stages,
                      "n_buyers_per_merchant": n_buyers, "seed": seed, "bootstrap": bootstrap,
+                     "sessions": {"mode": sessions, "max_sessions": max_sessions,
+                                  "gap_median_s": gap_s},
                      "k": int(typer.k), "events": str(events)},
         "merchants": {m: {"population": protocol[m].shares,
+                          "population_sessions_per_buyer": float(
+                              np.dot(protocol[m].pooled_sessions,
+                                     np.arange(1, len(protocol[m].pooled_sessions) + 1))),
                           "population_buyers": len(protocol[m].population_buyers),
                           "real_buyers": len(protocol[m].real_buyers),
                           "real": real_stats.get(m)} for m in held},
@@ -581,7 +684,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     _log(f"reference, real population half vs real half: conversion alignment {c.value:.3f} "
          f"[{c.lo:.3f}, {c.hi:.3f}] (the split's ceiling); a simulator with exactly those "
          f"rates expects {exact.value:.3f} at {n_buyers} buyers per merchant")
-    specs: dict[str, SimulationSpec] = {}
+    specs: dict[tuple[str, str], SimulationSpec] = {}
     by_plan: dict[str, dict[str, np.ndarray]] = {}
     for name, raw in policies.items():
         pspec, personas, average = _policy_spec(raw, profiles)
@@ -592,8 +695,11 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
                 population=[1.0] if average else protocol[m].shares, policy=pspec,
                 policy_name=name,
                 n_buyers=n_buyers, seed=seed, batch_size=batch_size,
-                backend={"name": backend}, max_steps=max_steps, personas=personas)
-            specs.setdefault(name, spec)
+                backend={"name": backend}, max_steps=max_steps, personas=personas,
+                sessions=([] if sessions == "one" else [protocol[m].pooled_sessions]
+                          if average or not personas else protocol[m].sessions),
+                **({"session_gap_median_s": gap_s} if gap_s else {}))
+            specs[(name, m)] = spec
             res = simulate(spec, out / "sim" / name / m, runner=runner, workers=workers,
                            resume=resume, overwrite=not resume, progress=progress)
             records_all += res.records()
@@ -619,6 +725,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
             "funnel": {s: v.as_dict() for s, v in funnel.items()},
             "merchants": {m: {"sim": sim_stats.get(m), "episodes": sum(
                 1 for r in records_all if r["merchant_id"] == m),
+                "sessions_per_buyer": _sessions_per_buyer(records_all, m),
                 "observable_buyers": int(sim_reach[m].shape[0]) if m in sim_reach else 0,
                 "dir": str(out / "sim" / name / m)} for m in held},
             "by_type": stats_by_type(sim_funnel, sampled, bootstrap=bootstrap) if sampled else {},
@@ -641,15 +748,9 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
              f"{c['funnel']['value']:+.3f} funnel alignment")
     if ab:
         name = ab_policy or next(iter(policies))
-        if name not in specs:
-            raise ConfigError(f"ab_policy={name!r} is not one of the policies {list(policies)}")
         # default: the held-out merchant with most buyers (the tightest interval)
         m = ab_merchant or max(held, key=lambda h: len(protocol[h].population_buyers))
-        base = dataclasses.replace(specs[name], store={"name": "events", "events": str(events),
-                                                       "merchants": [m]}, store_id=m,
-                                   population=protocol[m].shares
-                                   if len(specs[name].population) == typer.k
-                                   else specs[name].population)
+        base = specs[(name, m)]  # the merchant's population, as the policy simulated it
         result["ab"] = {"policy": name, "merchant": m,
                         **ab_test(base, out / "ab" / name / m, runner=runner, workers=workers,
                                   resume=resume, progress=progress, bootstrap=bootstrap,

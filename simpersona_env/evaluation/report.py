@@ -367,6 +367,7 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
                 "same code"),
                (f"- intervals: 95% percentile bootstrap, {proto.get('bootstrap')} resamples, "
                 "buyers resampled within each merchant on both sides"),
+               _sessions_line(proto),
                ("- reference row: the population half's own real buyers scored in the "
                 "simulation's place, i.e. what a simulator that reproduced the population "
                 "exactly would score against the other half; the ceiling this split's sampling "
@@ -397,6 +398,15 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
                 "which a aligns better."), ""]
         md += (_table(["a", "b", "conversion a - b", "lo", "hi", "P(a better)", "funnel a - b",
                        "lo", "hi"], paired_rows) if paired_rows else ["one policy: none"]) + [""]
+        sess_rows = [[name, m, _v((p["merchants"].get(m) or {}).get("sessions_per_buyer")),
+                      _v(info.get("population_sessions_per_buyer"))]
+                     for name, p in pols.items() for m, info in result["merchants"].items()]
+        if any(not math.isnan(r[2]) for r in sess_rows):
+            md += ["## Sessions per buyer", "",
+                   ("Real rates are per buyer over all its sessions; the simulated buyers come "
+                    "back as often as their type's buyers in the population half."), ""]
+            md += _table(["policy", "merchant", "simulated", "population half"], sess_rows)
+            md += [""]
         md += ["## Conversion per merchant", "", f"![conversion]({paths['conversion'].name})", ""]
         md += _table(["policy", "merchant", "real", "real lo", "real hi", "sim", "sim lo",
                       "sim hi"], conv_rows) + [""]
@@ -426,6 +436,18 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
     paths["md"] = out / "report.md"
     paths["md"].write_text("\n".join(md))
     return paths
+
+
+def _sessions_line(proto: Mapping[str, Any]) -> str:
+    sess = proto.get("sessions") or {}
+    if sess.get("mode") != "population":
+        return "- one session per simulated buyer"
+    gap = sess.get("gap_median_s")
+    after = (f"{gap / 3600:.1f} h (the population half's median)" if gap else
+             "a day (the population half has no returning buyer)")
+    return (f"- sessions: each simulated buyer comes back as often as a buyer of its type in the "
+            f"population half (up to {sess.get('max_sessions')}), the same visitor with its "
+            f"cart, after a gap around {after}")
 
 
 def _pct(x: Any) -> str:

@@ -40,15 +40,38 @@ class BuyerPlan:
     policy_seed: int
     arrival_s: float  # seconds after the run's start time
     think_seed: int  # seeds the think times between actions
+    visits_seed: int = 0  # seeds the number of sessions and the gaps between them
 
     @classmethod
     def of(cls, seed: int, index: int, window_s: float = 6 * 3600.0) -> BuyerPlan:
         # SeedSequence mixes (seed, index) into independent streams; never seed + index,
-        # which would make run 0's buyer 1 run 1's buyer 0
+        # which would make run 0's buyer 1 run 1's buyer 0. Its words are prefix-stable:
+        # the fifth, added later, leaves the first four (and older runs' buyers) as they were.
         ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)])
-        a, b, c, d = ss.generate_state(4, dtype=np.uint32).tolist()
+        a, b, c, d, e = ss.generate_state(5, dtype=np.uint32).tolist()
         return cls(index=int(index), env_seed=int(a), policy_seed=int(b),
-                   arrival_s=float(c) / 2**32 * window_s, think_seed=int(d))
+                   arrival_s=float(c) / 2**32 * window_s, think_seed=int(d), visits_seed=int(e))
+
+    def visits(self, sessions: Sequence[float], gap_median_s: float = 86400.0,
+               sigma: float = 1.0, min_gap_s: float = 3600.0) -> tuple[int, list[float]]:
+        """How many sessions this buyer has, and the seconds between the end of one and the
+        start of the next (log-normal around ``gap_median_s``, at least ``min_gap_s``, so
+        the shop starts a new session).
+
+        Args:
+            sessions: the probabilities of 1, 2, ... sessions (the buyer's type's).
+
+        Example:
+            >>> BuyerPlan.of(0, 1).visits([1.0])
+            (1, [])
+            >>> n, gaps = BuyerPlan.of(0, 1).visits([0.0, 0.0, 1.0]); n, len(gaps)
+            (3, 2)
+        """
+        p = np.asarray(sessions, float)
+        rng = np.random.default_rng(self.visits_seed)
+        n = 1 + int(rng.choice(p.size, p=p / p.sum()))
+        mu = float(np.log(max(gap_median_s, 1e-3)))
+        return n, [max(float(rng.lognormal(mu, sigma)), min_gap_s) for _ in range(n - 1)]
 
     def think_times(self, median_s: float = 20.0, sigma: float = 1.0) -> ThinkTimes:
         """The seconds between this buyer's requests (log-normal around ``median_s``)."""

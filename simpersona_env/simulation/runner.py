@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from simpersona_env.errors import ConfigError, SimPersonaError, UnknownNameError
 from simpersona_env.simulation.episodes import (
     EPISODES_FILE,
@@ -88,6 +90,12 @@ class SimulationSpec:
         think_median_s: median seconds between a buyer's actions (log-normal).
         personas: show the sampled type to the policy; False runs every buyer as persona -1
             (the no-persona baseline; an empty ``population`` does the same).
+        sessions: how many sessions a buyer has: ``[]`` one each; else the probabilities of
+            1, 2, ... sessions, one list per type (K lists) or one list for every buyer. A
+            buyer's next session is the same visitor (its cookie, hence its cart) returning
+            after a gap, with the policy reset; the buyer's record holds all its sessions.
+        session_gap_median_s: median seconds between a buyer's sessions (log-normal, at
+            least an hour, so the shop's 30-minute session timeout separates them).
     """
 
     store: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "builtin"})
@@ -107,6 +115,8 @@ class SimulationSpec:
     window_s: float = 6 * 3600.0
     think_median_s: float = 20.0
     personas: bool = True
+    sessions: list[list[float]] = dataclasses.field(default_factory=list)
+    session_gap_median_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.n_buyers < 0:
@@ -117,6 +127,38 @@ class SimulationSpec:
             raise ConfigError(f"max_steps={self.max_steps} must be >= 1")
         if not self.policy_name:
             self.policy_name = _policy_label(self.policy)
+        if self.sessions:
+            k = max(1, len(self.population))
+            if len(self.sessions) not in (1, k):
+                raise ConfigError(f"sessions has {len(self.sessions)} distributions; give one per "
+                                  f"type ({k}) or one for every buyer")
+            for d in self.sessions:
+                if (not d or any(not isinstance(x, (int, float)) or x < 0 for x in d)
+                        or sum(d) <= 0):
+                    raise ConfigError(f"sessions: {d!r} is not a distribution over 1, 2, ... "
+                                      "sessions (non-negative, positive sum)")
+            if self.task != "browse" and any(len(d) > 1 for d in self.sessions):
+                raise ConfigError(f"sessions: a task={self.task} buyer has one session (a goal "
+                                  "is one visit); set sessions=[] or task=browse")
+        if self.session_gap_median_s <= 0:
+            raise ConfigError(f"session_gap_median_s={self.session_gap_median_s} must be > 0")
+
+    def session_probs(self, persona: int) -> list[float]:
+        """The distribution of a buyer's number of sessions: its type's; the population's
+        mixture for a buyer whose type is hidden (persona -1); one session without
+        ``sessions``."""
+        if not self.sessions:
+            return [1.0]
+        if len(self.sessions) == 1:
+            return list(self.sessions[0])
+        if 0 <= persona < len(self.sessions):
+            return list(self.sessions[persona])
+        width = max(len(d) for d in self.sessions)
+        mix = [0.0] * width
+        for w, d in zip(self.population, self.sessions):
+            for j, x in enumerate(d):
+                mix[j] += float(w) * float(x) / sum(d)
+        return mix
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -219,6 +261,21 @@ class _Live:
     done: bool = False
 
 
+@dataclasses.dataclass
+class _Visits:
+    """A buyer's sessions so far: how many it has, the gaps between them, their records."""
+
+    n: int
+    gaps: list[float]
+    think: Any
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    end: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return len(self.records) >= self.n
+
+
 class SimulationWorker:
     """One shop app (simulated clock), its envs and one policy; runs batches of buyers.
 
@@ -274,13 +331,38 @@ class SimulationWorker:
 
     # -- one batch ---------------------------------------------------------------------------
     def run_batch(self, indices: Sequence[int]) -> Iterator[dict[str, Any]]:
-        """Run the buyers ``indices``; yields each episode's record as it ends."""
+        """Run the buyers ``indices``; yields each buyer's record (all its sessions) as its
+        last session ends."""
         plans = [BuyerPlan.of(self.spec.seed, i, self.spec.window_s) for i in indices]
         if _is_batch(self.policy) and len(plans) > 1:
-            yield from self._lockstep(plans)
+            yield from self._buyers(plans)
         else:
             for plan in plans:
-                yield from self._lockstep([plan])
+                yield from self._buyers([plan])
+
+    def _buyers(self, plans: list[BuyerPlan]) -> Iterator[dict[str, Any]]:
+        """The buyers' sessions in rounds: session r of every buyer that has one, in
+        lockstep; a buyer's record comes out when its last session ends."""
+        self.shop.event_log.clear()  # every env of the batch resets below, so none is mid-log
+        lives = [self._begin(j, p) for j, p in enumerate(plans)]
+        visits: dict[int, _Visits] = {}
+        for lv in lives:
+            n, gaps = lv.plan.visits(self.spec.session_probs(lv.info["persona"]),
+                                     self.spec.session_gap_median_s)
+            visits[lv.plan.index] = _Visits(n, gaps, lv.think)
+        first: dict[int, _Live] = {lv.plan.index: lv for lv in lives}
+        session = 0
+        while lives:
+            for lv, info, terminated, truncated in self._lockstep(lives, session):
+                v = visits[lv.plan.index]
+                v.records.append(self._record(lv, info, terminated, truncated))
+                v.end = lv.now
+                if v.complete:
+                    yield _merge_sessions(v.records)
+            back = [first[lv.plan.index] for lv in lives if not visits[lv.plan.index].complete]
+            self.shop.event_log.clear()  # every session of the round has ended and been read
+            lives = [self._return(j, lv, visits[lv.plan.index]) for j, lv in enumerate(back)]
+            session += 1
 
     def _begin(self, slot: int, plan: BuyerPlan) -> _Live:
         env = self._env(slot)
@@ -293,16 +375,33 @@ class SimulationWorker:
         return _Live(plan, env, obs, info, plan.think_times(self.spec.think_median_s), now,
                      time.perf_counter())
 
+    def _return(self, slot: int, first: _Live, v: _Visits) -> _Live:
+        """The buyer of ``first`` back for its next session: same visitor, same type."""
+        env = self._env(slot)
+        r = len(v.records)
+        assert v.end is not None
+        now = v.end + _seconds(v.gaps[r - 1])
+        self.clock.now = now
+        seed = int(np.random.SeedSequence([first.plan.env_seed, r]).generate_state(1)[0])
+        obs, info = env.reset(seed=seed, options={"persona": first.info["persona"],
+                                                  "visitor": first.info["visitor_id"]})
+        info = {**info, "persona": int(info.get("persona", -1))}
+        return _Live(first.plan, env, obs, info, v.think, now, time.perf_counter())
+
     def _goal_for(self, live: _Live) -> Any:
         if _wants_goal_spec(self.policy):
             return live.info.get("goal_spec") or str(live.obs.get("goal") or "")
         return str(live.obs.get("goal") or "")
 
-    def _lockstep(self, plans: list[BuyerPlan]) -> Iterator[dict[str, Any]]:
-        self.shop.event_log.clear()  # every env of the batch resets below, so none is mid-log
-        lives = [self._begin(j, p) for j, p in enumerate(plans)]
+    def _lockstep(self, lives: list[_Live], session: int = 0
+                  ) -> Iterator[tuple[_Live, dict[str, Any], bool, bool]]:
+        """Run the begun sessions ``lives`` (round ``session`` of their buyers) to their ends;
+        yields each as it ends."""
         batch = _is_batch(self.policy) and len(lives) > 1
-        _reseed(self.policy, plans[0].policy_seed)
+        seed = lives[0].plan.policy_seed
+        if session:  # a later round: its own stream, from its first buyer and the round
+            seed = int(np.random.SeedSequence([seed, session]).generate_state(1)[0])
+        _reseed(self.policy, seed)
         if batch:
             self.policy.reset_batch([lv.info["persona"] for lv in lives],
                                     [self._goal_for(lv) for lv in lives])
@@ -324,7 +423,7 @@ class SimulationWorker:
                 lv.reward += float(reward)
                 if terminated or truncated:
                     lv.done = True
-                    yield self._record(lv, info, bool(terminated), bool(truncated))
+                    yield lv, info, bool(terminated), bool(truncated)
 
     def _obs_record(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         if self.spec.record_observations:
@@ -354,6 +453,38 @@ def _seconds(s: float):
     from datetime import timedelta
 
     return timedelta(seconds=float(s))
+
+
+def _merge_sessions(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One buyer's record from its sessions' records (in order): the first's identity, all
+    steps (each tagged with its ``session``) and events, the furthest funnel stage, summed
+    reward; ``sessions`` says what each session did."""
+    from storefront_mock.canonical import FUNNEL_STAGES
+
+    order = ("visit", *FUNNEL_STAGES)
+    for r, rec in enumerate(records):
+        for step in rec["steps"]:
+            step["session"] = r
+    first, last = records[0], records[-1]
+    funnels = [rec.get("funnel") or {} for rec in records]
+    stage = max((f.get("stage", "visit") for f in funnels),
+                key=lambda st: order.index(st) if st in order else 0)
+    funnel = {"stage": stage, "cart_adds": sum(int(f.get("cart_adds", 0)) for f in funnels),
+              "cart_value": max(float(f.get("cart_value", 0.0)) for f in funnels),
+              "purchase": any(bool(f.get("purchase")) for f in funnels),
+              "purchased": [p for f in funnels for p in f.get("purchased", [])],
+              "steps": sum(int(f.get("steps", 0)) for f in funnels)}
+    return {**first, "steps": [s for rec in records for s in rec["steps"]], "funnel": funnel,
+            "goal_result": last.get("goal_result"),
+            "reward": sum(float(rec["reward"]) for rec in records),
+            "terminated": last["terminated"], "truncated": last["truncated"],
+            "seconds": round(sum(float(rec["seconds"]) for rec in records), 4),
+            "events": [e for rec in records for e in rec["events"]],
+            "sessions": [{"steps": len(rec["steps"]), "stage": (rec.get("funnel") or {})
+                          .get("stage", "visit"), "purchase": bool((rec.get("funnel") or {})
+                                                                   .get("purchase")),
+                          "terminated": rec["terminated"], "truncated": rec["truncated"]}
+                         for rec in records]}
 
 
 # ---------------------------------------------------------------------------------- runners
@@ -525,6 +656,7 @@ def summarize(records: Sequence[Mapping[str, Any]], k: int | None = None) -> dic
         "persona_counts": ([counts.get(i, 0) for i in range(k)] if k
                            else {str(i): c for i, c in sorted(counts.items())}),
         "events": sum(len(r.get("events", [])) for r in records),
+        "sessions": sum(len(r.get("sessions") or [None]) for r in records),
     }
 
 
@@ -563,9 +695,11 @@ def simulate(spec: SimulationSpec, out_dir: str | Path, *, runner: str = "local"
     spec_path = out / SPEC_FILE
     if resume and spec_path.exists():
         old = json.loads(spec_path.read_text()).get("spec")
-        # more (or fewer) buyers is fine: buyer i does not depend on how many there are
+        # more (or fewer) buyers is fine: buyer i does not depend on how many there are;
+        # a setting added since the run was written counts as its default there
+        defaults = SimulationSpec(policy="oracle").to_dict()
         changed = sorted(k for k in spec_doc if k != "n_buyers" and old is not None
-                         and old.get(k) != spec_doc[k])
+                         and old.get(k, defaults.get(k)) != spec_doc[k])
         if changed:
             raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                               "resume it with the same settings, or pass overwrite=true or "

@@ -78,7 +78,7 @@ def test_observation_contract():
     assert obs["persona"] == -1
     with pytest.raises(ConfigError, match=r"persona must be an int in \[-1, 7\]"):
         env.reset(options={"persona": 8})
-    with pytest.raises(ConfigError, match="valid: persona, goal"):
+    with pytest.raises(ConfigError, match="valid: persona, goal, visitor"):
         env.reset(options={"personna": 1})
 
 
@@ -257,6 +257,29 @@ def test_event_log_of_a_scripted_episode_is_exact():
     assert app.state.shop.event_log.rows() == expected
     order = app.state.shop.orders[obs["url"].rsplit("/", 1)[-1]]
     assert order.lines[0][0] == p.product_id and order.lines[0][2] == 2
+
+
+def test_a_returning_visitor_keeps_its_cart_and_starts_a_new_session():
+    now = [1_767_225_600.0]
+    app = create_app(make_stores("builtin", n_products=30), clock=lambda: now[0])
+    env = gym.make(ENV_ID, app=app)
+    _, info = env.reset(seed=3)
+    vid = info["visitor_id"]
+    pid = next(iter(env.unwrapped.catalog.by_id))
+    env.step("search[" + env.unwrapped.catalog.by_id[pid].title.split()[0] + "]")
+    obs, *_ = env.step(f"click[product-{pid}]")
+    obs, *_ = env.step("click[add-to-cart]")
+    assert 'Cart (1)' in obs["text"]
+    now[0] += 7200  # two hours later: past the shop's 30-minute session timeout
+    obs, info = env.reset(seed=4, options={"visitor": vid})
+    assert info["visitor_id"] == vid and 'Cart (1)' in obs["text"]
+    rows = app.state.shop.event_log.rows(buyer_id=vid)
+    assert rows[0]["session_id"] == f"{vid}-1"
+    assert rows[-1]["session_id"] == f"{vid}-2" and rows[-1]["event"] == "page_view"
+    _, info = env.reset(seed=5)  # without the option: a new visitor, an empty cart
+    assert info["visitor_id"] != vid
+    with pytest.raises(ConfigError, match="has no such visitor"):
+        env.reset(options={"visitor": "sp-nobody"})
 
 
 def test_16_envs_in_threads_share_one_shop_without_mixing():

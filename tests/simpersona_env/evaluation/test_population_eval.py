@@ -92,11 +92,50 @@ def test_heldout_halves_are_disjoint_and_cover_each_merchant(real):
         assert sum(h.counts) == len(pop) and len(h.shares) == real["typer"].k
         assert set(h.real_funnel["buyer_id"]) == rl
         assert set(h.population_funnel["buyer_id"]) == pop
+        # session-count shares per type, by hand from the population half's buyers
+        half = real["buyers"].filter((pl.col("merchant_id") == m)
+                                     & pl.col("buyer_id").is_in(h.population_buyers))
+        types = np.asarray(real["typer"].assign(half))
+        n = np.minimum(half["n_sessions"].to_numpy().astype(int), 5)
+        assert h.pooled_sessions == pytest.approx([(n == j).mean() for j in range(1, 6)])
+        for t in range(real["typer"].k):
+            want = ([(n[types == t] == j).mean() for j in range(1, 6)] if (types == t).any()
+                    else h.pooled_sessions)
+            assert h.sessions[t] == pytest.approx(want)
     # a different split seed gives different halves
     other = heldout_protocol(funnel, real["buyers"], real["typer"], real["held"],
                              min_buyers=5, seed=5)
     m = next(iter(protocol))
     assert set(other[m].population_buyers) != set(protocol[m].population_buyers)
+
+
+def test_type_profiles_per_session_chances_give_the_per_buyer_rates(tmp_path):
+    """Buyers who come back twice: the profile's chances are per session, so that the share
+    of buyers who buy in either session is the type's conversion."""
+    from simpersona_env.evaluation.population import _per_session, type_profiles
+
+    assert _per_session(0.36, [0.0, 1.0]) == pytest.approx(0.2)
+    assert _per_session(0.3, [1.0]) == pytest.approx(0.3)
+    n = 400
+    two = np.arange(n) % 2 == 0  # half the buyers have 2 sessions
+    converted = np.arange(n) % 5 == 0
+    buyers = pl.DataFrame({"n_sessions": np.where(two, 2.0, 1.0), "n_product_views": np.full(n, 3.0),
+                           "converted": converted.astype(float), "has_cart": converted,
+                           "search_share": np.zeros(n)})
+    types = np.zeros(n, np.int64)
+    once = json.loads(type_profiles(buyers, types, 1, tmp_path / "a.json").read_text())["0"]
+    back = json.loads(type_profiles(buyers, types, 1, tmp_path / "b.json",
+                                    max_sessions=5).read_text())["0"]
+    rng = np.random.default_rng(0)
+
+    def per_session_buy(p):
+        d = rng.poisson(p["views_per_session"], 400_000)
+        d = d[d >= 1]
+        return float((1 - (1 - p["view_to_cart"]) ** d).mean() * p["cart_to_purchase"])
+
+    assert per_session_buy(once) == pytest.approx(0.2, abs=0.01)  # one session: the share
+    q = per_session_buy(back)
+    assert 0.5 * q + 0.5 * (1 - (1 - q) ** 2) == pytest.approx(0.2, abs=0.01)
 
 
 def test_type_profiles_reproduce_each_types_funnel(tmp_path):
@@ -197,6 +236,19 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
         expected_rate_alignment([per[m]["sim"] for m in per], [per[m]["real"] for m in per], 12,
                                 draws=60, seed=0).value)
 
+    # buyers come back for as many sessions as their type's real buyers (up to 5)
+    assert res["protocol"]["sessions"]["mode"] == "population"
+    assert res["protocol"]["sessions"]["gap_median_s"] > 0
+    sim_events = pl.read_parquet(tmp_path / "sim" / "rule_based" / held[0] / "events.parquet")
+    recs = [json.loads(line) for line in (tmp_path / "sim" / "rule_based" / held[0] /
+                                          "episodes.jsonl").read_text().splitlines()]
+    assert any(len(r["sessions"]) > 1 for r in recs) and max(len(r["sessions"]) for r in recs) <= 5
+    for r in recs:
+        mine = sim_events.filter(pl.col("buyer_id") == r["visitor_id"])
+        assert mine["session_id"].n_unique() <= len(r["sessions"])  # a session may log nothing
+    per = res["policies"]["rule_based"]["merchants"][held[0]]
+    assert per["sessions_per_buyer"] == pytest.approx(np.mean([len(r["sessions"]) for r in recs]))
+
     # paired: the first policy against each other one, over the same simulated buyers
     assert [(c["a"], c["b"]) for c in res["paired"]] == [("rule_based", "random"),
                                                           ("rule_based", "average")]
@@ -225,6 +277,18 @@ def test_evaluate_population_end_to_end_with_report(real, tmp_path):
     assert doc["population"]["protocol"]["heldout_merchants"] == held
 
 
+def test_session_gap_median_by_hand():
+    from simpersona_env.evaluation.population import session_gap_median
+
+    ev = pl.DataFrame({"merchant_id": ["m"] * 6 + ["n"],
+                       "buyer_id": ["a", "a", "a", "a", "b", "c", "a"],
+                       "session_id": ["s1", "s1", "s2", "s3", "s4", "s5", "s6"],
+                       "ts": [_t(0), _t(50), _t(3600), _t(3600 + 7200), _t(0), _t(99), _t(0)]})
+    # buyer m/a: session starts 0, 3600, 10800 -> gaps 3600, 7200; m/b: one session
+    assert session_gap_median(ev, {"m": ["a", "b"]}) == 5400.0
+    assert session_gap_median(ev, {"m": ["b"], "n": ["a"]}) is None
+
+
 def test_contrasts_name_policies_of_the_run(tmp_path):
     from simpersona_env.errors import ConfigError
     from simpersona_env.evaluation.population import evaluate_population
@@ -236,6 +300,8 @@ def test_contrasts_name_policies_of_the_run(tmp_path):
     with pytest.raises(ConfigError, match="is not a pair of two policies"):
         evaluate_population(tmp_path / "none", None, pols, out_dir=tmp_path,
                             contrasts=[["random", "random"]])
+    with pytest.raises(ConfigError, match="sessions='twice'"):
+        evaluate_population(tmp_path / "none", None, pols, out_dir=tmp_path, sessions="twice")
 
 
 def test_goal_benchmark_same_tasks_for_every_policy(tmp_path):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +120,70 @@ def test_no_persona_baseline_hides_the_type(tmp_path):
     assert all(r["funnel"]["purchase"] for r in records)
 
 
+class CartThenLeave:
+    """Adds the first apparel product to the cart and leaves; notes the cart it finds on each
+    session's first page."""
+
+    def __init__(self):
+        self.first_pages: list[str] = []
+        self._plan: list[str] = []
+
+    def reset(self, persona, goal):
+        self._plan, self._fresh = ["click[collection-apparel]", "product", "click[add-to-cart]",
+                                   "stop"], True
+
+    def act(self, observation):
+        import re
+
+        if self._fresh:
+            self.first_pages.append(re.search(r'Cart \((\d+)\)', observation["text"]).group(0))
+            self._fresh = False
+        step = self._plan.pop(0)
+        if step == "product":
+            pid = re.search(r"\[(product-[^\]]+)\]", observation["text"]).group(1)
+            return f"click[{pid}]"
+        return step
+
+
+def test_a_buyer_returns_for_its_sessions_with_its_cart(tmp_path):
+    policy = CartThenLeave()
+    spec = SimulationSpec(population=[0.5, 0.5], n_buyers=3, policy=policy, max_steps=10,
+                          sessions=[[1.0], [0.0, 0.0, 1.0]], session_gap_median_s=7200.0)
+    res = simulate(spec, tmp_path, progress=False)
+    records = res.records()
+    n_sessions = {1: 3, 0: 1}
+    assert [len(r["sessions"]) for r in records] == [n_sessions[r["persona"]] for r in records]
+    assert {r["persona"] for r in records} == {0, 1}  # seed 0 draws both types
+    assert res.summary["sessions"] == sum(len(r["sessions"]) for r in records)
+    # the same visitor comes back: its cart is there, one more line each session
+    expected = []
+    for r in records:
+        expected += [f"Cart ({j})" for j in range(len(r["sessions"]))]
+    assert policy.first_pages == expected
+    events = pl.read_parquet(res.events_path)
+    for r in records:
+        mine = events.filter(pl.col("buyer_id") == r["visitor_id"]).sort("ts")
+        assert mine["session_id"].n_unique() == len(r["sessions"])  # one buyer, n sessions
+        starts = mine.group_by("session_id").agg(pl.col("ts").min()).sort("ts")["ts"]
+        assert all(b - a > timedelta(hours=1) for a, b in itertools.pairwise(starts))
+        assert [s["steps"] for s in r["sessions"]] == [4] * len(r["sessions"])
+        assert len(r["steps"]) == 4 * len(r["sessions"])
+        assert [st["session"] for st in r["steps"]] == [j for j in range(len(r["sessions"]))
+                                                       for _ in range(4)]
+        assert r["funnel"]["cart_adds"] == len(r["sessions"])
+    # the batch size does not change a buyer's sessions
+    again = simulate(dataclasses.replace(spec, batch_size=2, policy=CartThenLeave()),
+                     tmp_path / "batched", progress=False).records()
+    assert _strip(again) == _strip(records)
+
+
+def test_a_hidden_type_draws_its_sessions_from_the_population_mixture():
+    spec = SimulationSpec(population=[0.25, 0.75], sessions=[[1.0], [0.0, 1.0]])
+    assert spec.session_probs(0) == [1.0] and spec.session_probs(1) == [0.0, 1.0]
+    assert spec.session_probs(-1) == pytest.approx([0.25, 0.75])
+    assert SimulationSpec(population=[0.5, 0.5]).session_probs(1) == [1.0]
+
+
 class Exploding:
     """A policy that fails on its 4th episode (an interrupted run)."""
 
@@ -149,6 +216,34 @@ def test_resume_after_a_policy_crash_loses_and_duplicates_nothing(tmp_path):
                     progress=False)
     assert _strip(resumed.records()) == _strip(full.records())
     assert pl.read_parquet(resumed.events_path).equals(pl.read_parquet(full.events_path))
+
+
+def test_resume_mid_sessions_loses_nothing_and_old_runs_resume(tmp_path):
+    base = {"population": [0.5, 0.5], "n_buyers": 6, "policy_name": "oracle", "max_steps": 20,
+            "sessions": [[0.3, 0.7]]}
+    with pytest.raises(RuntimeError, match="policy crashed"):  # in some buyer's session
+        simulate(SimulationSpec(policy=Exploding(6), **base), tmp_path / "run", progress=False)
+    kept = read_episode_records(tmp_path / "run")
+    assert 0 < len(kept) < 6 and all(len(r["sessions"]) in (1, 2) for r in kept)
+    resumed = simulate(SimulationSpec(policy=Exploding(99), **base), tmp_path / "run",
+                       resume=True, progress=False)
+    full = simulate(SimulationSpec(policy=Exploding(99), **base), tmp_path / "full",
+                    progress=False)
+    assert _strip(resumed.records()) == _strip(full.records())
+    assert sum(len(r["sessions"]) == 2 for r in full.records()) >= 2
+    # a run written before a setting existed resumes when the setting is at its default
+    one = {**base, "sessions": []}
+    simulate(SimulationSpec(policy="oracle", **one), tmp_path / "old", progress=False)
+    doc = json.loads((tmp_path / "old" / "simulation.json").read_text())
+    for key in ("sessions", "session_gap_median_s"):
+        del doc["spec"][key]
+    (tmp_path / "old" / "simulation.json").write_text(json.dumps(doc))
+    again = simulate(SimulationSpec(policy="oracle", **{**one, "n_buyers": 7}), tmp_path / "old",
+                     resume=True, progress=False)
+    assert again.summary["new_episodes"] == 1
+    with pytest.raises(ConfigError, match="other settings \\(sessions\\)"):
+        simulate(SimulationSpec(policy="oracle", **base), tmp_path / "old", resume=True,
+                 progress=False)
 
 
 @pytest.mark.slow
@@ -212,6 +307,12 @@ def test_bad_settings_raise_typed_errors(tmp_path):
         SimulationWorker(SimulationSpec(population=[0.5, 0.2], policy="oracle"))._env(0)
     with pytest.raises(UnknownNameError, match="store id"):
         SimulationWorker(SimulationSpec(store_id="nope", policy="oracle"))
+    with pytest.raises(ConfigError, match="one per type"):
+        SimulationSpec(population=[0.5, 0.5], sessions=[[1.0], [1.0], [1.0]])
+    with pytest.raises(ConfigError, match="not a distribution"):
+        SimulationSpec(population=[1.0], sessions=[[0.0, -1.0]])
+    with pytest.raises(ConfigError, match="a goal is one visit"):
+        SimulationSpec(task="goal", sessions=[[0.5, 0.5]])
 
 
 def test_writer_refuses_a_damaged_file_and_double_writes(tmp_path):
@@ -236,6 +337,11 @@ def test_simulate_command_on_a_population_file(tmp_path):
     records = read_episode_records(out)
     assert len(records) == 6 and {r["persona"] for r in records} <= {1, 2}
     assert all(r["funnel"]["purchase"] for r in records)
+    assert main(["simulate", "policy=oracle", "n_buyers=3", "sessions=[0,1]",
+                 f"out_dir={tmp_path / 'twice'}", "progress=false"]) == 0
+    assert [len(r["sessions"]) for r in read_episode_records(tmp_path / "twice")] == [2, 2, 2]
+    assert main(["simulate", "policy=oracle", "sessions=[[0,1],[a]]",
+                 f"out_dir={tmp_path / 'bad'}"]) == 2
     assert main(["simulate", "policy=rule_based", f"out_dir={tmp_path / 'x'}"]) == 2  # profiles ???
     assert main(["simulate", "policy=oracle", f"population={tmp_path / 'missing.json'}",
                  f"out_dir={tmp_path / 'y'}"]) == 2
