@@ -443,8 +443,9 @@ def _sessions_line(proto: Mapping[str, Any]) -> str:
     if sess.get("mode") != "population":
         return "- one session per simulated buyer"
     gap = sess.get("gap_median_s")
-    after = (f"{gap / 3600:.1f} h (the population half's median)" if gap else
+    after = (f"{gap / 60:.0f} min (the population half's median)" if gap else
              "a day (the population half has no returning buyer)")
+    after += ", at least 31 min (past the shop's 30-minute session timeout)"
     return (f"- sessions: each simulated buyer comes back as often as a buyer of its type in the "
             f"population half (up to {sess.get('max_sessions')}), the same visitor with its "
             f"cart, after a gap around {after}")

@@ -53,10 +53,10 @@ class BuyerPlan:
                    arrival_s=float(c) / 2**32 * window_s, think_seed=int(d), visits_seed=int(e))
 
     def visits(self, sessions: Sequence[float], gap_median_s: float = 86400.0,
-               sigma: float = 1.0, min_gap_s: float = 3600.0) -> tuple[int, list[float]]:
+               sigma: float = 1.0, min_gap_s: float = 1860.0) -> tuple[int, list[float]]:
         """How many sessions this buyer has, and the seconds between the end of one and the
-        start of the next (log-normal around ``gap_median_s``, at least ``min_gap_s``, so
-        the shop starts a new session).
+        start of the next (log-normal around ``gap_median_s``, at least ``min_gap_s``: just
+        past the bundled shop's 30-minute session timeout, so it starts a new session).
 
         Args:
             sessions: the probabilities of 1, 2, ... sessions (the buyer's type's).

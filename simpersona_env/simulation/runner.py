@@ -95,7 +95,7 @@ class SimulationSpec:
             buyer's next session is the same visitor (its cookie, hence its cart) returning
             after a gap, with the policy reset; the buyer's record holds all its sessions.
         session_gap_median_s: median seconds between a buyer's sessions (log-normal, at
-            least an hour, so the shop's 30-minute session timeout separates them).
+            least 31 minutes, so the shop's 30-minute session timeout separates them).
     """
 
     store: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "builtin"})

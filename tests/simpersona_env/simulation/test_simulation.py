@@ -148,7 +148,7 @@ class CartThenLeave:
 def test_a_buyer_returns_for_its_sessions_with_its_cart(tmp_path):
     policy = CartThenLeave()
     spec = SimulationSpec(population=[0.5, 0.5], n_buyers=3, policy=policy, max_steps=10,
-                          sessions=[[1.0], [0.0, 0.0, 1.0]], session_gap_median_s=7200.0)
+                          sessions=[[1.0], [0.0, 0.0, 1.0]], session_gap_median_s=60.0)
     res = simulate(spec, tmp_path, progress=False)
     records = res.records()
     n_sessions = {1: 3, 0: 1}
@@ -165,7 +165,7 @@ def test_a_buyer_returns_for_its_sessions_with_its_cart(tmp_path):
         mine = events.filter(pl.col("buyer_id") == r["visitor_id"]).sort("ts")
         assert mine["session_id"].n_unique() == len(r["sessions"])  # one buyer, n sessions
         starts = mine.group_by("session_id").agg(pl.col("ts").min()).sort("ts")["ts"]
-        assert all(b - a > timedelta(hours=1) for a, b in itertools.pairwise(starts))
+        assert all(b - a > timedelta(minutes=31) for a, b in itertools.pairwise(starts))
         assert [s["steps"] for s in r["sessions"]] == [4] * len(r["sessions"])
         assert len(r["steps"]) == 4 * len(r["sessions"])
         assert [st["session"] for st in r["steps"]] == [j for j in range(len(r["sessions"]))
