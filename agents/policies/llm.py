@@ -88,6 +88,7 @@ class Choice:
 
     action: str
     candidates: list[str]
+    # an action autofill had queued: candidates [action], logprobs [0.0] (certain, unscored)
     logprobs: list[float]  # score of each candidate (prefix for templates): masked-decoding
     # log-probability, or the whole-string log-likelihood with decoding="joint"; less the
     # form's SFT log-weight for a balanced checkpoint (LLMPolicy.action_scores)
@@ -238,18 +239,27 @@ class LLMPolicy:
         if len(observations) != len(self.slots):
             raise ConfigError(f"{len(observations)} observations for {len(self.slots)} slots; "
                               "call reset_batch with one persona per env first")
-        prompts = [self._prompt(obs, slot) for obs, slot in zip(observations, self.slots)]
         for obs, slot in zip(observations, self.slots):
             slot.observe(str(obs.get("url", "")))
-        cands = [self.candidates(obs, slot.depth > 0) for obs, slot in zip(observations, self.slots)]
-        scores = self.action_scores(prompts, cands)
+        # a slot whose next action autofill queued needs no scoring: only the others go
+        # through the model
+        queued = [slot.queued(obs) for obs, slot in zip(observations, self.slots)]
+        todo = [i for i, q in enumerate(queued) if q is None]
+        prompts = {i: self._prompt(observations[i], self.slots[i]) for i in todo}
+        cands = {i: self.candidates(observations[i], self.slots[i].depth > 0) for i in todo}
+        scored = self.action_scores([prompts[i] for i in todo], [cands[i] for i in todo])
+        scores = dict(zip(todo, scored))
         actions = []
         self.last_choices = []
         for i, (obs, slot) in enumerate(zip(observations, self.slots)):
-            action = slot.queued(obs) or self._choose(prompts[i], obs, cands[i], scores[i], slot)
+            if queued[i] is not None:
+                action, choice = queued[i], Choice(queued[i], [queued[i]], [0.0])
+            else:
+                action = self._choose(prompts[i], obs, cands[i], scores[i], slot)
+                choice = Choice(action, cands[i], scores[i])
             slot.history.append(action)
             actions.append(action)
-            self.last_choices.append(Choice(action, cands[i], scores[i]))
+            self.last_choices.append(choice)
         return actions
 
     def candidates(self, observation: Mapping[str, Any], can_go_back: bool) -> list[str]:

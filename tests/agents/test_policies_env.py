@@ -201,6 +201,10 @@ def test_autofill_completes_the_form_once_the_model_picks_a_field(env_agent):
             assert slot.queue == []  # the model picks every field itself
             continue
         filled = []
+        scored = []  # pages the model scores: none while autofill has the next action
+        score = policy.action_scores
+        policy.action_scores = lambda prompts, cands: scored.append(len(prompts)) or score(
+            prompts, cands)
         for _ in range(5):
             action = policy.act(obs)
             filled.append(action)
@@ -210,6 +214,8 @@ def test_autofill_completes_the_form_once_the_model_picks_a_field(env_agent):
                           ("field-name", "field-address", "field-city", "field-postcode")] + [
             f"select[field-country][{slot.country}]"]
         assert slot.queue == []  # the model decides again: placing the order is its choice
+        assert scored == [0] * 5
+        assert policy.last_choices[0].candidates == [filled[-1]]
         obs, _, terminated, _, info = env.step("click[place-order]")
         assert obs["last_action_error"] == "" and info["converted"], info
     with pytest.raises(ConfigError, match="policy.autofill"):
