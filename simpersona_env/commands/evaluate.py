@@ -51,6 +51,9 @@ class GoalBenchmarkConfig:
     backend: BackendConfig = field(help="http (fast, no browser) or playwright (config group)",
                                    default_factory=BackendConfig)
     bootstrap: int = field(1000, help="bootstrap resamples for the intervals")
+    contrasts: list[Any] | None = field(None, help="pairs of policies compared task by task, "
+                                        "e.g. [[persona_agent,no_persona]] (default: the first "
+                                        "policy against each other one)")
     out_dir: str = field("runs/evaluate_goal", help="output folder (episodes + report)")
     resume: bool = field(False, help="continue interrupted runs in out_dir")
     progress: bool = field(True, help="show progress bars")
@@ -205,8 +208,7 @@ def run(cfg: Any) -> int:
         ab_policy=cfg.ab_policy or None, ab_merchant=cfg.ab_merchant or None,
         resume=cfg.resume, progress=cfg.progress,
         sessions=cfg.sessions, max_sessions=cfg.max_sessions,
-        contrasts=None if cfg.contrasts is None else [list(c) if not isinstance(c, str) else c
-                                                      for c in cfg.contrasts])
+        contrasts=_contrasts(cfg.contrasts))
     result["protocol"]["data"] = source
     goal_res = None
     if cfg.goal:
@@ -227,7 +229,15 @@ def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dic
                           data_dir=g.data_dir, max_steps=g.max_steps, runner=runner,
                           workers=g.workers, batch_size=g.batch_size, backend=g.backend.name,
                           bootstrap=g.bootstrap, resume=g.resume,
-                          progress=g.progress and progress)
+                          progress=g.progress and progress,
+                          contrasts=_contrasts(g.get("contrasts")))
+
+
+def _contrasts(node: Any) -> list[Any] | None:
+    """``contrasts`` from the config: None (the default pairs), or pairs / ``"a-b"`` strings."""
+    if node is None:
+        return None
+    return [c if isinstance(c, str) else [str(x) for x in c] for c in node]
 
 
 def goal(cfg: Any) -> int:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from simpersona_env.errors import DataError
+from simpersona_env.errors import ConfigError, DataError
 
 __all__ = ["Estimate", "AlignmentResult", "alignment_score", "rate_alignment", "funnel_alignment",
-           "expected_rate_alignment", "paired_alignment_difference"]
+           "expected_rate_alignment", "paired_alignment_difference", "contrast_pairs"]
 
 
 @dataclass(frozen=True)
@@ -317,3 +317,33 @@ def paired_alignment_difference(
     out["funnel"] = estimate(al_a.mean(), al_b.mean(), d_bs.mean((1, 2)))
     out["merchants"] = merchants
     return out
+
+
+def contrast_pairs(policies: Mapping[str, Any] | Sequence[str],
+                   contrasts: Sequence[Sequence[str] | str] | None) -> list[tuple[str, str]]:
+    """The pairs ``(a, b)`` of policy names to compare: ``contrasts`` checked against the
+    policies (a pair, or a string ``"a-b"``), or by default the first against each other.
+
+    Raises:
+        ConfigError: a pair that is not two distinct policies of the run (names the key).
+
+    Example:
+        >>> contrast_pairs(["agent", "baseline", "random"], None)
+        [('agent', 'baseline'), ('agent', 'random')]
+    """
+    names = list(policies)
+    if contrasts is None:
+        return [(names[0], b) for b in names[1:]]
+    pairs = []
+    for c in contrasts:
+        pair = [str(x) for x in (c.split("-", 1) if isinstance(c, str) and c not in names
+                                 else c)]
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise ConfigError(f"contrasts: {c!r} is not a pair of two policies; write "
+                              "contrasts=[[persona_agent,no_persona]]")
+        unknown = [x for x in pair if x not in names]
+        if unknown:
+            raise ConfigError(f"contrasts: {unknown} are not among the policies {names}; "
+                              "name two of those")
+        pairs.append((pair[0], pair[1]))
+    return pairs

@@ -58,7 +58,8 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
                    n_tasks: int = 20, seed: int = 0, data_dir: str | None = None,
                    max_steps: int = 30, runner: str = "local", workers: int = 0,
                    batch_size: int = 1, backend: str = "http", bootstrap: int = 1000,
-                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
+                   resume: bool = False, progress: bool = True,
+                   contrasts: Sequence[Sequence[str] | str] | None = None) -> dict[str, Any]:
     """Run every policy on the same ``n_tasks`` goal tasks of each catalog.
 
     Args:
@@ -69,14 +70,18 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
             in ``skipped``).
         n_tasks, seed: the task set.
         max_steps: step limit per task.
+        contrasts: pairs ``(a, b)`` of policies whose success and reward are compared task by
+            task (a - b, :func:`paired_difference`); default: the first against each other.
 
     Returns:
         ``{"tasks": {catalog: [instructions]}, "policies": {name: {catalog: {"success",
         "reward"}, "all": {..., "per_task": {"success": [...], "reward": [...]}}}},
-        "skipped": {catalog: reason}}``; ``per_task`` lists every task in the same order for
-        every policy, so two policies compare task by task (:func:`paired_difference`).
+        "skipped": {catalog: reason}, "paired": [{"a", "b", "meaning", "success", "reward"}]}``;
+        ``per_task`` lists every task in the same order for every policy, so two policies
+        compare task by task (:func:`paired_difference`), as ``paired`` does.
     """
     from simpersona_env.errors import DataError, UnknownNameError
+    from simpersona_env.evaluation.alignment import contrast_pairs
     from simpersona_env.simulation import SimulationSpec, simulate
     from storefront_mock.errors import StorefrontError
     from storefront_mock.errors import UnknownNameError as UnknownPreset
@@ -84,6 +89,7 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
 
     if not policies:
         raise ConfigError("no policies for the goal benchmark; pass policies={name: spec}")
+    pairs = contrast_pairs(policies, contrasts)
     if n_tasks < 1:
         raise ConfigError(f"n_tasks={n_tasks} must be >= 1")
     out = Path(out_dir)
@@ -127,4 +133,11 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
                       # task by task, in the same order for every policy (catalog, then task)
                       "per_task": {"success": success_all, "reward": reward_all}}
         result["policies"][name] = per
+    result["paired"] = []
+    for a, b in pairs:
+        pa, pb = (result["policies"][n]["all"]["per_task"] for n in (a, b))
+        result["paired"].append({
+            "a": a, "b": b, "meaning": f"{a} - {b}", "n": len(pa["success"]),
+            **{k: paired_difference(pa[k], pb[k], bootstrap=bootstrap, seed=seed)
+               for k in ("success", "reward")}})
     return result

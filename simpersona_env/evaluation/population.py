@@ -387,26 +387,6 @@ def plan_reach(funnel: pl.DataFrame, records: Sequence[Mapping[str, Any]],
     return out
 
 
-def _contrast_pairs(policies: Mapping[str, Any], contrasts: Sequence[Sequence[str]] | None
-                    ) -> list[tuple[str, str]]:
-    names = list(policies)
-    if contrasts is None:
-        return [(names[0], b) for b in names[1:]]
-    pairs = []
-    for c in contrasts:
-        pair = [str(x) for x in (c.split("-", 1) if isinstance(c, str) and c not in names
-                                 else c)]
-        if len(pair) != 2 or pair[0] == pair[1]:
-            raise ConfigError(f"contrasts: {c!r} is not a pair of two policies; write "
-                              "contrasts=[[persona_agent,no_persona]]")
-        unknown = [x for x in pair if x not in policies]
-        if unknown:
-            raise ConfigError(f"contrasts: {unknown} are not among the policies {names}; "
-                              "name two of those")
-        pairs.append((pair[0], pair[1]))
-    return pairs
-
-
 def paired_contrasts(real: Mapping[str, np.ndarray], by_plan: Mapping[str, Mapping[str, Any]],
                      stages: Sequence[str], pairs: Sequence[tuple[str, str]], *,
                      bootstrap: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
@@ -569,7 +549,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
     from simpersona_env.buyers import build_buyers
     from simpersona_env.buyers.split import TRAIN, assign_splits
     from simpersona_env.buyers.stats import merchant_stats
-    from simpersona_env.evaluation.alignment import expected_rate_alignment
+    from simpersona_env.evaluation.alignment import contrast_pairs, expected_rate_alignment
     from simpersona_env.evaluation.measure import (
         funnel_table,
         observed_event_types,
@@ -583,7 +563,7 @@ def evaluate_population(events: str | Path, typer: Any, policies: Mapping[str, A
 
     if not policies:
         raise ConfigError("no policies to evaluate; give at least one (policies={name: spec})")
-    pairs = _contrast_pairs(policies, contrasts)
+    pairs = contrast_pairs(policies, contrasts)
     if sessions not in ("population", "one"):
         raise ConfigError(f"sessions={sessions!r}: use 'population' (as many sessions as the "
                           "type's real buyers) or 'one'")

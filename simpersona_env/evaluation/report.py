@@ -110,6 +110,10 @@ def headline(result: Mapping[str, Any], goal: Mapping[str, Any] | None = None) -
     for name, per in ((goal or {}).get("policies") or {}).items():
         lines.append(f"goal tasks, {name}: success {_fmt(per['all']['success'])}, mean reward "
                      f"{_fmt(per['all']['reward'])}")
+    for c in (goal or {}).get("paired") or []:
+        lines.append(f"goal tasks, {c['meaning']} on the same {c['n']} tasks: success "
+                     f"{_fmt(c['success'], signed=True)}, mean reward "
+                     f"{_fmt(c['reward'], signed=True)}")
     return lines
 
 
@@ -430,6 +434,12 @@ def write_report(result: Mapping[str, Any] | None, out_dir: str | Path, *,
                 f"catalogs: {goal.get('skipped') or 'none'}"), ""]
         md += _table(["policy", "catalog", "success", "lo", "hi", "mean reward", "lo", "hi"],
                      goal_rows) + [""]
+        if goal.get("paired"):
+            md += [("Paired over the same tasks (a - b; the interval resamples tasks, both "
+                    "policies' results of a task together):"), ""]
+            md += _table(["a", "b", "success a - b", "lo", "hi", "reward a - b", "lo", "hi"],
+                         [[c["a"], c["b"], *_ci(c["success"]), *_ci(c["reward"])]
+                          for c in goal["paired"]]) + [""]
     else:
         md += ["not run", ""]
     md += ["All figures and the data behind them: `report.json`.", ""]

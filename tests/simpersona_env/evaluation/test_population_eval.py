@@ -326,8 +326,18 @@ def test_goal_benchmark_same_tasks_for_every_policy(tmp_path):
     d = paired_difference(per["oracle"]["success"], per["random"]["success"], bootstrap=50)
     assert d["value"] == pytest.approx(1.0 - res["policies"]["random"]["all"]["success"]["value"])
     assert d["n"] == 4 and d["lo"] <= d["value"] <= d["hi"]
+    # the benchmark's own contrast (the first policy against the other) is that difference
+    assert [(c["a"], c["b"], c["n"]) for c in res["paired"]] == [("oracle", "random", 4)]
+    assert res["paired"][0]["success"] == d  # same tasks, same bootstrap
+    from simpersona_env.evaluation.report import headline, write_report
+
+    assert any("oracle - random on the same 4 tasks" in line for line in headline({}, res))
+    md = write_report(None, tmp_path / "report", goal=res)["md"].read_text()
+    assert "Paired over the same tasks" in md
     with pytest.raises(ConfigError, match="same tasks"):
         paired_difference([1.0], [1.0, 0.0])
+    with pytest.raises(ConfigError, match=r"contrasts: \['nope'\]"):
+        goal_benchmark({"oracle": "oracle"}, out_dir=tmp_path, contrasts=[["oracle", "nope"]])
 
 
 @pytest.mark.data

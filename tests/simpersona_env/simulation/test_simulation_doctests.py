@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["simpersona_env.simulation.population", "simpersona_env.simulation.episodes",
            "simpersona_env.simulation.runner", "simpersona_env.evaluation.measure",
-           "simpersona_env.evaluation.goal", "simpersona_env.evaluation.population"]
+           "simpersona_env.evaluation.goal", "simpersona_env.evaluation.population",
+           "simpersona_env.evaluation.alignment"]
 
 
 @pytest.mark.parametrize("name", MODULES)
