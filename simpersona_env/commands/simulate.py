@@ -16,8 +16,8 @@ summary).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from dataclasses import field as dc_field
 from typing import Any
 
 from simpersona_env.commands.ingest import RunnerConfig
@@ -99,8 +99,6 @@ def policy_spec(policy: Any) -> Any:
 
 def run(cfg: Any) -> int:
     """Simulate a merchant's buyer population on its storefront; write episodes and event log."""
-    import dataclasses
-
     from omegaconf import OmegaConf
     from rich.console import Console
 
@@ -109,10 +107,7 @@ def run(cfg: Any) -> int:
     from simpersona_env.simulation import SimulationSpec, population_probs, simulate
 
     console = Console(stderr=True, highlight=False)
-    c = to_object(OmegaConf.masked_copy(cfg, [f.name for f in dataclasses.fields(SimulateConfig)
-                                              if f.name not in ("policy", "store", "backend",
-                                                                "task", "runner")]),
-                  _Flat)
+    c = to_object(OmegaConf.masked_copy(cfg, [f.name for f in dataclasses.fields(_Flat)]), _Flat)
     store = OmegaConf.to_container(cfg.store, resolve=True)
     runner = to_object(cfg.runner, RunnerConfig)
     policy = policy_spec(cfg.policy)
@@ -156,24 +151,20 @@ def run(cfg: Any) -> int:
     return 0
 
 
-@dataclass
-class _Flat:
-    """The scalar settings of :class:`SimulateConfig` (the groups are read apart)."""
+#: the config groups of :class:`SimulateConfig`, read apart from its scalar settings
+_GROUPS = ("policy", "store", "backend", "task", "runner")
 
-    store_id: str = ""
-    population: str = ""
-    merchant: str = ""
-    k: int = 0
-    n_buyers: int = 100
-    seed: int = 0
-    workers: int = 0
-    batch_size: int = 1
-    max_steps: int = 50
-    show_persona: bool = True
-    sessions: list[Any] = dc_field(default_factory=list)
-    session_gap_median_s: float = 86400.0
-    record_observations: bool = False
-    out_dir: str = "runs/simulate"
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
+
+def _copy(f: Any) -> Any:
+    kw: dict[str, Any] = {"metadata": f.metadata}
+    if f.default is not dataclasses.MISSING:
+        kw["default"] = f.default
+    else:
+        kw["default_factory"] = f.default_factory
+    return dataclasses.field(**kw)
+
+
+#: the scalar settings of :class:`SimulateConfig` (made from its fields: one list of them)
+_Flat = dataclasses.make_dataclass(
+    "_Flat", [(f.name, f.type, _copy(f)) for f in dataclasses.fields(SimulateConfig)
+              if f.name not in _GROUPS])
