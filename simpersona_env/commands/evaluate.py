@@ -234,10 +234,10 @@ def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dic
 
 
 def _contrasts(node: Any) -> list[Any] | None:
-    """``contrasts`` from the config: None (the default pairs), or pairs / ``"a-b"`` strings."""
+    """``contrasts`` from the config: None (the default pairs), or pairs of policy names."""
     if node is None:
         return None
-    return [c if isinstance(c, str) else [str(x) for x in c] for c in node]
+    return [[str(x) for x in c] if not isinstance(c, str) else [c] for c in node]
 
 
 def goal(cfg: Any) -> int:

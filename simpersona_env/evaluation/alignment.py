@@ -83,13 +83,22 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
         return (xc * yc).sum(-1) / den
 
 
-def _boot_rates(reach: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, stages) rates from resampled buyers of one merchant; reach: (buyers, stages)."""
-    n = reach.shape[0]
-    # Drawing multinomial counts per buyer is equivalent to resampling rows and costs
-    # O(n_boot * n) instead of materialising (n_boot, n, stages).
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (n_boot, buyers)
-    return counts @ reach.astype(float) / n  # (n_boot, stages)
+def _resample(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) how often each of ``n`` buyers is drawn in each bootstrap resample.
+
+    Drawing multinomial counts per buyer is equivalent to resampling rows and costs
+    O(n_boot * n) instead of materialising (n_boot, n, stages)."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def _boot_rates(reach: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(n_boot, stages) rates of resampled buyers (``counts`` from :func:`_resample`);
+    reach: (buyers, stages), a NaN row for a buyer the log does not see (out of the
+    denominators)."""
+    reach = np.asarray(reach, float)
+    seen = np.isfinite(reach[:, 0]).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (counts @ np.nan_to_num(reach, nan=0.0)) / (counts @ seen)[:, None]
 
 
 def _ci(point: float, samples: np.ndarray, level: float) -> Estimate:
@@ -146,8 +155,10 @@ def funnel_alignment(
     rng = np.random.default_rng(seed)
     r_pt = np.stack([np.asarray(real[m], float).mean(0) for m in merchants])  # (M, S)
     s_pt = np.stack([np.asarray(sim[m], float).mean(0) for m in merchants])  # (M, S)
-    r_bs = np.stack([_boot_rates(np.asarray(real[m]), n_boot, rng) for m in merchants], 1)
-    s_bs = np.stack([_boot_rates(np.asarray(sim[m]), n_boot, rng) for m in merchants], 1)
+    r_bs = np.stack([_boot_rates(real[m], _resample(len(real[m]), n_boot, rng))
+                     for m in merchants], 1)
+    s_bs = np.stack([_boot_rates(sim[m], _resample(len(sim[m]), n_boot, rng))
+                     for m in merchants], 1)
     # r_bs, s_bs: (n_boot, M, S)
     al_pt = alignment_score(s_pt, r_pt)  # (M, S)
     al_bs = alignment_score(s_bs, r_bs)  # (n_boot, M, S)
@@ -225,14 +236,6 @@ def expected_rate_alignment(rates: Sequence[float], real: Sequence[float], n: in
     return Estimate(float(per_draw.mean()), float(lo), float(hi), level)
 
 
-def _plan_rates(counts: np.ndarray, plans: np.ndarray) -> np.ndarray:
-    """(n_boot, S) rates over the observed buyers of resampled plans; plans: (n, S), a NaN row
-    for a buyer the log does not see (the same rule as the unpaired figures)."""
-    seen = np.isfinite(plans[:, 0]).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (counts @ np.nan_to_num(plans, nan=0.0)) / (counts @ seen)[:, None]
-
-
 def paired_alignment_difference(
     real: Mapping[str, np.ndarray],
     sim_a: Mapping[str, np.ndarray],
@@ -293,11 +296,10 @@ def paired_alignment_difference(
         r_pt.append(r.mean(0))
         a_pt.append(np.nanmean(a, 0))
         b_pt.append(np.nanmean(b, 0))
-        r_bs.append(_boot_rates(r, n_boot, rng))
-        n = a.shape[0]
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-        a_bs.append(_plan_rates(counts, a))  # the same resampled buyers for both runs
-        b_bs.append(_plan_rates(counts, b))
+        r_bs.append(_boot_rates(r, _resample(len(r), n_boot, rng)))
+        counts = _resample(a.shape[0], n_boot, rng)  # the same resampled buyers for both runs
+        a_bs.append(_boot_rates(a, counts))
+        b_bs.append(_boot_rates(b, counts))
     r_pt, a_pt, b_pt = np.stack(r_pt), np.stack(a_pt), np.stack(b_pt)  # (M, S)
     r_bs, a_bs, b_bs = np.stack(r_bs, 1), np.stack(a_bs, 1), np.stack(b_bs, 1)  # (n_boot, M, S)
     al_a, al_b = alignment_score(a_pt, r_pt), alignment_score(b_pt, r_pt)
@@ -320,9 +322,9 @@ def paired_alignment_difference(
 
 
 def contrast_pairs(policies: Mapping[str, Any] | Sequence[str],
-                   contrasts: Sequence[Sequence[str] | str] | None) -> list[tuple[str, str]]:
+                   contrasts: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
     """The pairs ``(a, b)`` of policy names to compare: ``contrasts`` checked against the
-    policies (a pair, or a string ``"a-b"``), or by default the first against each other.
+    policies, or by default the first against each other.
 
     Raises:
         ConfigError: a pair that is not two distinct policies of the run (names the key).
@@ -336,8 +338,7 @@ def contrast_pairs(policies: Mapping[str, Any] | Sequence[str],
         return [(names[0], b) for b in names[1:]]
     pairs = []
     for c in contrasts:
-        pair = [str(x) for x in (c.split("-", 1) if isinstance(c, str) and c not in names
-                                 else c)]
+        pair = [c] if isinstance(c, str) else [str(x) for x in c]
         if len(pair) != 2 or pair[0] == pair[1]:
             raise ConfigError(f"contrasts: {c!r} is not a pair of two policies; write "
                               "contrasts=[[persona_agent,no_persona]]")

@@ -59,7 +59,7 @@ def goal_benchmark(policies: Mapping[str, Any], *, out_dir: str | Path,
                    max_steps: int = 30, runner: str = "local", workers: int = 0,
                    batch_size: int = 1, backend: str = "http", bootstrap: int = 1000,
                    resume: bool = False, progress: bool = True,
-                   contrasts: Sequence[Sequence[str] | str] | None = None) -> dict[str, Any]:
+                   contrasts: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """Run every policy on the same ``n_tasks`` goal tasks of each catalog.
 
     Args:

@@ -193,9 +193,9 @@ def heldout_protocol(funnel: pl.DataFrame, buyers: pl.DataFrame, typer: Any,
             continue
         types = None if typer is None else np.asarray(typer.assign(pop), np.int64)
         counts = [] if types is None else np.bincount(types, minlength=typer.k).tolist()
-        per_type, pooled = session_shares(
-            pop["n_sessions"].to_numpy() if "n_sessions" in pop.columns else np.ones(pop.height),
-            types, 0 if typer is None else int(typer.k), max(1, int(max_sessions)))
+        per_type, pooled = session_shares(pop["n_sessions"].to_numpy(), types,
+                                          0 if typer is None else int(typer.k),
+                                          max(1, int(max_sessions)))
         pop_ids, real_ids = pop["buyer_id"].to_list(), real["buyer_id"].to_list()
         if set(pop_ids) & set(real_ids):  # the split is a partition; guard it anyway
             raise DataError(f"merchant {m}: the population and real halves share buyers")
