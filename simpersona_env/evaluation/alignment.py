@@ -27,8 +27,16 @@ import numpy as np
 
 from simpersona_env.errors import ConfigError, DataError
 
-__all__ = ["Estimate", "AlignmentResult", "alignment_score", "rate_alignment", "funnel_alignment",
-           "expected_rate_alignment", "paired_alignment_difference", "contrast_pairs"]
+__all__ = [
+    "AlignmentResult",
+    "Estimate",
+    "alignment_score",
+    "contrast_pairs",
+    "expected_rate_alignment",
+    "funnel_alignment",
+    "paired_alignment_difference",
+    "rate_alignment",
+]
 
 
 @dataclass(frozen=True)
