@@ -211,7 +211,10 @@ def run(cfg: Any) -> int:
           f"+goal_benchmark.policies.persona_agent.checkpoint={out / 'agent'}",
           "+goal_benchmark.policies.no_persona._target_=agents.policies.llm.LLMPolicy",
           f"+goal_benchmark.policies.no_persona.checkpoint={out / 'agent-nopersona'}",
-          "+goal_benchmark.policies.no_persona.persona_mode=none"]
+          "+goal_benchmark.policies.no_persona.persona_mode=none",
+          # task by task: the agents against each other, and each against the oracle's ceiling
+          "goal_benchmark.contrasts=[[persona_agent,no_persona],[oracle,persona_agent],"
+          "[oracle,no_persona]]"]
     if cfg.prompt_persona:
         ev.append(f"prompt_agent={out / 'agent-text'}")
     else:

@@ -48,7 +48,10 @@ def test_demo_end_to_end_on_generated_data(tmp_path):
     assert report  # the evaluation wrote its figures
     ref = report["population"]["reference"]["real_halves"]
     assert 0.0 <= ref["conversion"]["alignment"]["value"] <= 1.0  # the split's ceiling
-    for png in ("conversion.png", "funnel_by_type.png", "type_fidelity.png"):
+    # the goal tasks compare the agents task by task, and each against the oracle
+    assert [(c["a"], c["b"]) for c in report["goal"]["paired"]] == [
+        ("persona_agent", "no_persona"), ("oracle", "persona_agent"), ("oracle", "no_persona")]
+    for png in ("conversion.png", "funnel_by_type.png", "type_fidelity.png", "paired.png"):
         assert (out / "evaluate" / png).stat().st_size > 0
     for agent in ("agent", "agent-nopersona"):
         meta = json.loads((out / agent / "agent.json").read_text())
