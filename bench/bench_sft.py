@@ -1,0 +1,123 @@
+"""SFT speed: steps/s of the project's trainer (loss on the action tokens only) against TRL's
+``SFTTrainer`` (the baseline), on the same examples, model init and batches, in the same run.
+
+    .venv/bin/python bench/bench_sft.py [--traces runs/demo/traces/traces.jsonl] [--steps 60]
+        [--rounds 2] [--out out/bench]
+
+Settings are the demo's (built-in 0.66M-parameter model, persona token, page cut to 400
+characters, ``max_length=384``, 16 examples per step). Without ``--traces`` the episodes are
+replayed from a generated log (no data needed). The arms alternate over ``--rounds`` so that
+machine load hits both alike; the ratio is what to compare across machines. Each arm starts
+from the same init and sees the same batches, so the last training losses must agree (they
+are printed). Writes ``bench_sft.json`` and ``bench_sft.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _episodes(traces: str, n_sessions: int) -> tuple[list, str]:
+    from agents.traces import read_episodes
+
+    if traces:
+        return read_episodes(traces), traces
+    from agents.replay import Replayer, sessions_of
+    from simpersona_env.synthetic import generate_events
+
+    events = generate_events(600, n_merchants=2, seed=0).events
+    replayer = Replayer(events)
+    episodes = [ep for _, rows in sessions_of(events, max_sessions=n_sessions)
+                for ep in replayer.replay(rows).episodes]
+    return episodes, f"replayed from a generated log ({n_sessions} sessions, 600 buyers)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", default="", help="a traces.jsonl (default: replay a generated log)")
+    ap.add_argument("--sessions", type=int, default=400, help="sessions replayed without --traces")
+    ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm and round")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--out", default="out/bench")
+    args = ap.parse_args()
+
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from agents.model import AgentModelConfig, build_agent
+    from agents.sft import alias_items, build_examples, tokenize_examples
+    from agents.sft_trainer import CompletionSFTTrainer
+
+    episodes, source = _episodes(args.traces, args.sessions)
+    k = max(max((e.persona for e in episodes), default=0) + 1, 1)
+    examples = build_examples(alias_items(episodes, 0), persona="token", max_obs_chars=400)
+    torch.manual_seed(0)
+    tok, init = build_agent(AgentModelConfig(), k, corpus=[e.prompt + e.completion for e in examples])
+    ds = tokenize_examples(tok, examples, 384)
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    labelled = [sum(m) for m in ds["completion_mask"]]
+    arms = {"TRL SFTTrainer (baseline)": SFTTrainer, "CompletionSFTTrainer": CompletionSFTTrainer}
+    seconds = {name: 0.0 for name in arms}
+    last_loss: dict[str, float] = {}
+    for r in range(args.rounds):
+        for name, cls in arms.items():
+            cfg = SFTConfig(output_dir=str(Path(args.out) / "sft-trainer"), max_steps=args.steps,
+                            learning_rate=3e-3, per_device_train_batch_size=args.batch_size,
+                            logging_steps=args.steps, save_strategy="no", seed=r, data_seed=r,
+                            max_length=384, completion_only_loss=True, packing=False, bf16=False,
+                            report_to="none", dataloader_num_workers=0, disable_tqdm=False)
+            trainer = cls(model=copy.deepcopy(init), args=cfg, train_dataset=ds, processing_class=tok)
+            t0 = time.perf_counter()
+            trainer.train()
+            seconds[name] += time.perf_counter() - t0
+            last_loss[name] = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]
+            print(f"round {r}: {name}: {seconds[name] / (r + 1) / args.steps:.3f} s/step, "
+                  f"loss at step {args.steps} {last_loss[name]:.5f}", flush=True)
+    per_step = {name: s / (args.rounds * args.steps) for name, s in seconds.items()}
+    base, ours = per_step["TRL SFTTrainer (baseline)"], per_step["CompletionSFTTrainer"]
+    result = {
+        "data": source, "examples": len(ds), "mean_tokens": sum(lengths) / len(lengths),
+        "mean_labelled_tokens": sum(labelled) / len(labelled), "batch_size": args.batch_size,
+        "steps_per_arm": args.steps * args.rounds, "threads": torch.get_num_threads(),
+        "s_per_step": per_step, "steps_per_s": {n: 1 / s for n, s in per_step.items()},
+        "speedup": base / ours, "last_loss": last_loss,
+        "note": "same init and batches in both arms; a ratio, measured in one run",
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_sft.json").write_text(json.dumps(result, indent=2))
+    _plot(result, out / "bench_sft.png")
+    print(json.dumps({k: result[k] for k in ("s_per_step", "speedup", "last_loss")}, indent=2))
+    print(f"wrote {out / 'bench_sft.json'} and {out / 'bench_sft.png'}")
+    return 0
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["steps_per_s"])
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(names, [result["steps_per_s"][n] for n in names], color=["#999999", "#1f77b4"])
+    ax.set_xlabel("optimizer steps per second (higher is better)")
+    ax.set_title(f"SFT, {result['batch_size']} examples/step, {result['mean_tokens']:.0f} tokens "
+                 f"and {result['mean_labelled_tokens']:.1f} labelled per example: "
+                 f"{result['speedup']:.2f}x", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
