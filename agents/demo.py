@@ -56,10 +56,10 @@ class DemoConfig:
                             "(funnel alignment 0.79 -> 0.50); bench/goal_scaling.py trains "
                             "for the goal task (docs/traces.md)")
     sft_steps: int = field(500, help="optimizer steps of each agent's SFT (500 x 16 examples: "
-                           "~0.5 epoch of the REES46 sample's traces, ~3.5 min per agent on 2 "
+                           "~0.5 epoch of the REES46 sample's traces, ~2 min per agent on 2 "
                            "cores; `sft_steps=1000` is one epoch; the types steer the agents "
                            "reliably only at ~2 epochs: `sft_steps=2000 sft_balance=0.5`, "
-                           "~32 min, docs/agents.md)")
+                           "~20 min, docs/agents.md)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     sft_balance: float = field(0.0, help="resampling of rare action forms in SFT (sft.balance; "
