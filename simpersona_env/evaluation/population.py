@@ -395,7 +395,9 @@ def paired_contrasts(real: Mapping[str, np.ndarray], by_plan: Mapping[str, Mappi
 
     Every policy plays buyer ``i`` of a merchant with the same persona draw, visitor, arrival
     and goal (``(seed, i)``), so the two simulations are paired buyer by buyer; the real
-    buyers they are scored against are the same too.
+    buyers they are scored against are the same too. Where one run holds more buyers of a
+    merchant than the other (a run resumed with a larger ``n_buyers``), only the buyers both
+    played are compared.
     """
     from simpersona_env.evaluation.alignment import paired_alignment_difference
 
@@ -405,9 +407,9 @@ def paired_contrasts(real: Mapping[str, np.ndarray], by_plan: Mapping[str, Mappi
         pa, pb = by_plan.get(a, {}), by_plan.get(b, {})
         sa, sb = {}, {}
         for m in set(pa) & set(pb):
-            n = max(pa[m].shape[0], pb[m].shape[0])  # a resumed run may hold more buyers
-            sa[m], sb[m] = (np.vstack([x, np.full((n - x.shape[0], x.shape[1]), np.nan)])
-                            for x in (pa[m], pb[m]))
+            # only the buyers both runs played (a run resumed with more buyers holds more)
+            n = min(pa[m].shape[0], pb[m].shape[0])
+            sa[m], sb[m] = pa[m][:n], pb[m][:n]
         entry: dict[str, Any] = {"a": a, "b": b, "meaning": f"{a} - {b}", "merchants": [],
                                  "conversion": None, "funnel": None, "stages": {}}
         try:

@@ -170,3 +170,22 @@ def test_paired_bad_inputs_name_the_problem():
     with pytest.raises(DataError, match="nothing to compare"):  # run b: nobody seen
         paired_alignment_difference(real, {"m": _plans(_buyers(5, 1))},
                                     {"m": _plans(_buyers(5, 1), unseen=range(5))}, ["buy"])
+
+
+def test_paired_contrasts_compare_only_the_buyers_both_runs_played():
+    """A run resumed with more buyers: the extra ones have no partner and stay out."""
+    from simpersona_env.evaluation.alignment import paired_alignment_difference
+    from simpersona_env.evaluation.population import paired_contrasts
+
+    real = {"m": _buyers(100, 5).reshape(-1, 1), "n": _buyers(80, 4).reshape(-1, 1)}
+    long_a = {"m": _plans(_buyers(150, 9)), "n": _plans(_buyers(80, 2))}
+    short_b = {"m": _plans(_buyers(100, 3)), "n": _plans(_buyers(80, 4))}
+    [c] = paired_contrasts(real, {"a": long_a, "b": short_b}, ["purchase"], [("a", "b")],
+                           bootstrap=200, seed=0)
+    first = {"m": long_a["m"][:100], "n": long_a["n"]}
+    expect = paired_alignment_difference(real, first, short_b, ["purchase"], n_boot=200,
+                                         seed=0)
+    assert c["conversion"] == expect["purchase"]
+    assert c["buyers"] == {"m": 100, "n": 80}
+    # run a converts 9 of its first 100 at m (real 5 of 100) and 2 of 80 at n (real 4)
+    assert c["conversion"]["a"] == pytest.approx(((1 - 0.04 / 0.05) + (1 - 0.025 / 0.05)) / 2)
