@@ -132,15 +132,12 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
     """
     import torch
 
-    from agents.policies.llm import _Slot
-
     items = list(_steps(episodes, max_steps))
     total = torch.zeros(n_types, n_types, dtype=torch.float64)
     for ep, step, hist in items:
         obs = dict(step.observation)
         cands = policy.candidates(obs, bool(hist))
-        prompts = [policy._prompt({**obs, "persona": k}, _Slot(k, ep.goal, hist))
-                   for k in range(n_types)]
+        prompts = [policy.prompt_ids(obs, hist, persona=k, goal=ep.goal) for k in range(n_types)]
         scores = torch.tensor(policy.action_scores(prompts, [cands] * n_types),
                               dtype=torch.float64)
         p = torch.softmax(scores, dim=-1)  # (K, C)

@@ -290,15 +290,21 @@ class LLMPolicy:
         :meth:`act_batch`."""
         import torch
 
+        cands = self.candidates(observation, bool(history))
+        prompt = self.prompt_ids(observation, history, persona=persona, goal=goal)
+        scores = torch.tensor(self.action_scores([prompt], [cands])[0], dtype=torch.float64)
+        return dict(zip(cands, torch.softmax(scores, 0).tolist()))
+
+    def prompt_ids(self, observation: Mapping[str, Any], history: Sequence[str] = (),
+                   persona: int | None = None, goal: str = "") -> list[int]:
+        """The token ids of the prompt the policy scores its candidates after, on
+        ``observation`` after ``history``, as buyer type ``persona`` (the observation's
+        when ``None``): the input of :meth:`action_scores`."""
         obs = dict(observation)
         if persona is not None:
             obs["persona"] = persona
         k = int(obs.get("persona", -1) if obs.get("persona") is not None else -1)
-        slot = _Slot(k, goal, list(history))
-        cands = self.candidates(obs, bool(history))
-        scores = torch.tensor(self.action_scores([self._prompt(obs, slot)], [cands])[0],
-                              dtype=torch.float64)
-        return dict(zip(cands, torch.softmax(scores, 0).tolist()))
+        return self._prompt(obs, _Slot(k, goal, list(history)))
 
     # -- internals -----------------------------------------------------------------------
     def _prompt(self, obs: Mapping[str, Any], slot: _Slot) -> list[int]:
