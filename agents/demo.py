@@ -59,7 +59,7 @@ class DemoConfig:
                            "~0.5 epoch of the REES46 sample's traces, ~2 min per agent on 2 "
                            "cores; `sft_steps=1000` is one epoch; the types steer the agents "
                            "reliably only at ~2 epochs: `sft_steps=2000 sft_balance=0.5`, "
-                           "~20 min, docs/agents.md)")
+                           "~17 min, docs/agents.md)")
     sft_batch_size: int = field(16, help="examples per SFT step")
     sft_learning_rate: float = field(3e-3, help="peak learning rate of each agent's SFT")
     sft_balance: float = field(0.0, help="resampling of rare action forms in SFT (sft.balance; "
