@@ -39,6 +39,9 @@ def test_demo_end_to_end_on_generated_data(tmp_path):
     assert "generated" in summary["data"] or "synthetic" in summary["data"]
     assert set(summary["seconds"]) >= {"ingest", "buyer types", "traces", "agent SFT",
                                        "simulation + evaluation", "browser episode"}
+    # how far the persona token steers, from the agent's own quality metrics
+    metrics = json.loads((out / "agent" / "metrics.json").read_text())
+    assert summary["persona_swap_js_bits"] == metrics["quality"]["persona_swap_js_bits_mean"] >= 0
     coverage = json.loads((out / "traces" / "coverage.json").read_text())
     assert coverage["goal_demos"]["catalogs"]["builtin"]["added"] == 2
     goals = [json.loads(line)["goal"] for line in
