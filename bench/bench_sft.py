@@ -5,7 +5,8 @@
         [--rounds 2] [--out out/bench]
 
 Settings are the demo's (built-in 0.66M-parameter model, persona token, page cut to 400
-characters, ``max_length=384``, 16 examples per step). Without ``--traces`` the episodes are
+characters, ``max_length=384``, 16 examples per step); ``--agent large`` trains the ~8x
+model of ``bench/goal_scaling.py`` (``configs/agent/large.yaml``) instead. Without ``--traces`` the episodes are
 replayed from a generated log (no data needed). The arms alternate over ``--rounds`` so that
 machine load hits both alike; the ratio is what to compare across machines. Each arm starts
 from the same init and sees the same batches, so the last training losses must agree (they
@@ -47,6 +48,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm and round")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--agent", default="small", choices=("small", "large"),
+                    help="the built-in model: small (the persona agent's, 0.66M parameters) or "
+                    "large (the ~8x no-persona baseline of bench/goal_scaling.py)")
     ap.add_argument("--out", default="out/bench")
     args = ap.parse_args()
 
@@ -61,7 +65,10 @@ def main() -> int:
     k = max(max((e.persona for e in episodes), default=0) + 1, 1)
     examples = build_examples(alias_items(episodes, 0), persona="token", max_obs_chars=400)
     torch.manual_seed(0)
-    tok, init = build_agent(AgentModelConfig(), k, corpus=[e.prompt + e.completion for e in examples])
+    sizes = ({} if args.agent == "small" else
+             {"hidden_size": 256, "num_layers": 4, "num_heads": 8, "intermediate_size": 688})
+    tok, init = build_agent(AgentModelConfig(**sizes), k,
+                            corpus=[e.prompt + e.completion for e in examples])
     ds = tokenize_examples(tok, examples, 384)
     lengths = [len(ids) for ids in ds["input_ids"]]
     labelled = [sum(m) for m in ds["completion_mask"]]
@@ -85,7 +92,8 @@ def main() -> int:
     per_step = {name: s / (args.rounds * args.steps) for name, s in seconds.items()}
     base, ours = per_step["TRL SFTTrainer (baseline)"], per_step["CompletionSFTTrainer"]
     result = {
-        "data": source, "examples": len(ds), "mean_tokens": sum(lengths) / len(lengths),
+        "data": source, "agent": args.agent,
+        "parameters": sum(p.numel() for p in init.parameters()), "examples": len(ds), "mean_tokens": sum(lengths) / len(lengths),
         "mean_labelled_tokens": sum(labelled) / len(labelled), "batch_size": args.batch_size,
         "steps_per_arm": args.steps * args.rounds, "threads": torch.get_num_threads(),
         "s_per_step": per_step, "steps_per_s": {n: 1 / s for n, s in per_step.items()},
