@@ -12,7 +12,7 @@ second (``bench/bench_sft.py``).
 It falls back to TRL's own loss wherever this shortcut would not be the same computation: a
 model whose logits are scaled or soft-capped, DFT, label smoothing, a custom loss, router
 auxiliary losses, pre-shifted labels (context parallelism), a model wrapped for distributed
-training, and when the caller asks for the outputs.
+training or by PEFT, and when the caller asks for the outputs.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class CompletionSFTTrainer(SFTTrainer):
                 and not getattr(self, "aux_loss_enabled", False)
                 and "labels" in inputs and "shift_labels" not in inputs
                 and self.accelerator.unwrap_model(model) is model
+                and not hasattr(model, "peft_config")  # a PEFT wrapper: its base_model is no backbone
                 and completion_loss_applies(model))
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,

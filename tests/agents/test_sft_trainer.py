@@ -43,6 +43,7 @@ def test_loss_gradients_and_metrics_equal_trl(tmp_path, tie):
     batch = next(iter(theirs.get_train_dataloader()))
     # padded batch: prompts of different lengths, loss on a few action tokens per example
     assert (batch["labels"] != -100).sum() < (batch["attention_mask"] == 1).sum() / 3
+    assert ours._completion_only_ok(ours.model, batch, return_outputs=False)  # the shortcut runs
     loss_a, grads_a = _loss_and_grads(ours, batch)
     loss_b, grads_b = _loss_and_grads(theirs, batch)
     assert loss_a.item() == pytest.approx(loss_b.item(), rel=1e-5)
