@@ -50,6 +50,7 @@ class CompletionSFTTrainer(SFTTrainer):
                 and "labels" in inputs and "shift_labels" not in inputs
                 and self.accelerator.unwrap_model(model) is model
                 and not hasattr(model, "peft_config")  # a PEFT wrapper: its base_model is no backbone
+                and getattr(model, "base_model", model) is not model  # a backbone to run alone
                 and completion_loss_applies(model))
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
