@@ -4,10 +4,11 @@
     .venv/bin/python bench/bench_sft.py [--traces runs/demo/traces/traces.jsonl] [--steps 60]
         [--rounds 2] [--out out/bench]
 
-Settings are the demo's (built-in 0.66M-parameter model, persona token, page cut to 400
-characters, ``max_length=384``, 16 examples per step); ``--agent large`` trains the ~8x
-model of ``bench/goal_scaling.py`` (``configs/agent/large.yaml``) instead. Without ``--traces`` the episodes are
-replayed from a generated log (no data needed). The arms alternate over ``--rounds`` so that
+Settings are the demo's (``configs/agent/small.yaml``, persona token, the page rendering of
+``SFTSettings`` cut to 400 characters, ``max_length=384``, 16 examples per step);
+``--agent large`` trains the ~8x model of ``bench/goal_scaling.py``
+(``configs/agent/large.yaml``) instead. Without ``--traces`` the traces command replays a
+generated log (no data needed). The arms alternate over ``--rounds`` so that
 machine load hits both alike; the ratio is what to compare across machines. Each arm starts
 from the same init and sees the same batches, so the last training losses must agree (they
 are printed). Writes ``bench_sft.json`` and ``bench_sft.png`` to ``--out``.
@@ -24,27 +25,26 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _episodes(traces: str, n_sessions: int) -> tuple[list, str]:
+def _episodes(traces: str, out: Path) -> tuple[list, str]:
+    """The traces to train on: ``traces``, else the traces command on a generated log."""
     from agents.traces import read_episodes
+    from simpersona_env.cli import run_command
 
     if traces:
         return read_episodes(traces), traces
-    from agents.replay import Replayer, sessions_of
-    from simpersona_env.synthetic import generate_events
-
-    events = generate_events(600, n_merchants=2, seed=0).events
-    replayer = Replayer(events)
-    episodes = [ep for _, rows in sessions_of(events, max_sessions=n_sessions)
-                for ep in replayer.replay(rows).episodes]
-    return episodes, f"replayed from a generated log ({n_sessions} sessions, 600 buyers)"
+    gen = out / "generated-traces"
+    run_command("agents.commands_traces:traces", "traces",
+                ["events=synthetic", f"out_dir={gen}", "synthetic_buyers=400", "seed=0",
+                 "progress=false"])
+    return read_episodes(gen / "traces.jsonl"), "generated archetype traffic (no data), replayed"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", default="", help="a traces.jsonl (default: replay a generated log)")
-    ap.add_argument("--sessions", type=int, default=400, help="sessions replayed without --traces")
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm and round")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -55,21 +55,26 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
+    from omegaconf import OmegaConf
     from trl import SFTConfig, SFTTrainer
 
     from agents.model import AgentModelConfig, build_agent
-    from agents.sft import alias_items, build_examples, tokenize_examples
+    from agents.sft import SFTSettings, alias_items, build_examples, tokenize_examples
     from agents.sft_trainer import CompletionSFTTrainer
 
-    episodes, source = _episodes(args.traces, args.sessions)
+    out = Path(args.out)
+    episodes, source = _episodes(args.traces, out)
     k = max(max((e.persona for e in episodes), default=0) + 1, 1)
-    examples = build_examples(alias_items(episodes, 0), persona="token", max_obs_chars=400)
+    # the demo's settings (agents/demo.py): SFTSettings' rendering with 400-character pages
+    st = SFTSettings(max_obs_chars=400, max_length=384)
+    examples = build_examples(alias_items(episodes, 0), persona="token", n_history=st.n_history,
+                              max_obs_chars=st.max_obs_chars, drop_chrome=st.drop_chrome,
+                              typed_goals=st.typed_goals)
     torch.manual_seed(0)
-    sizes = ({} if args.agent == "small" else
-             {"hidden_size": 256, "num_layers": 4, "num_heads": 8, "intermediate_size": 688})
+    sizes = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "agent" / f"{args.agent}.yaml"))
     tok, init = build_agent(AgentModelConfig(**sizes), k,
                             corpus=[e.prompt + e.completion for e in examples])
-    ds = tokenize_examples(tok, examples, 384)
+    ds = tokenize_examples(tok, examples, st.max_length)
     lengths = [len(ids) for ids in ds["input_ids"]]
     labelled = [sum(m) for m in ds["completion_mask"]]
     arms = {"TRL SFTTrainer (baseline)": SFTTrainer, "CompletionSFTTrainer": CompletionSFTTrainer}
@@ -80,7 +85,7 @@ def main() -> int:
             cfg = SFTConfig(output_dir=str(Path(args.out) / "sft-trainer"), max_steps=args.steps,
                             learning_rate=3e-3, per_device_train_batch_size=args.batch_size,
                             logging_steps=args.steps, save_strategy="no", seed=r, data_seed=r,
-                            max_length=384, completion_only_loss=True, packing=False, bf16=False,
+                            max_length=st.max_length, completion_only_loss=True, packing=False, bf16=False,
                             report_to="none", dataloader_num_workers=0, disable_tqdm=False)
             trainer = cls(model=copy.deepcopy(init), args=cfg, train_dataset=ds, processing_class=tok)
             t0 = time.perf_counter()
@@ -100,7 +105,6 @@ def main() -> int:
         "speedup": base / ours, "last_loss": last_loss,
         "note": "same init and batches in both arms; a ratio, measured in one run",
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_sft.json").write_text(json.dumps(result, indent=2))
     _plot(result, out / "bench_sft.png")
