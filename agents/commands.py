@@ -142,8 +142,9 @@ def train(cfg: DictConfig) -> int:
         _log(f"held-out next-action match {quality['next_action']['overall']:.3f} over "
              f"{quality['next_action']['n']} steps; per type {quality['next_action']['per_type']}")
         if "persona_swap_js_bits_mean" in quality:
-            _log(f"persona-swap divergence {quality['persona_swap_js_bits_mean']:.4f} bits "
-                 "(mean over type pairs; ~0 when the token is ignored)")
+            from agents.evaluate import steering_words
+
+            _log(f"{steering_words(quality['persona_swap_js_bits_mean'])} (mean over type pairs)")
     _log(f"train loss {result.train_loss_first:.3f} -> {result.train_loss_last:.3f}; held-out "
          f"loss {result.eval_loss_before} -> {result.eval_loss}; saved {out}")
     return 0
@@ -163,8 +164,7 @@ def _quality(model, tokenizer, meta, episodes, max_steps: int, out: Path) -> dic
                                          max_steps=min(max_steps, 32))
         quality["persona_swap_js_bits"] = matrix
         off = [v for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j]
-        # one number for "does the token steer": ~0.001 bits when ignored, 0.05+ when it
-        # steers (measured on the REES46 sample, docs/agents.md)
+        # one number for "does the token steer" (agents.evaluate.STEERS_BITS)
         quality["persona_swap_js_bits_mean"] = sum(off) / len(off)
         plot_divergence(matrix, out / "persona_divergence.png")
     return quality

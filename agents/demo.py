@@ -252,20 +252,15 @@ def _steering(agent_dir: Path) -> float | None:
     return float(value) if value is not None else None
 
 
-# below this the token barely changes the action distribution: measured ~0.001 bits when the
-# token is ignored, 0.087-0.107 for the two-epoch agents whose types steer (docs/agents.md)
-_STEERS_BITS = 0.05
-
-
 def _steering_words(bits: float) -> str:
-    """How far the persona token steers the agent, in words a reader of the headline needs."""
-    if bits >= _STEERS_BITS:
-        return (f"persona-swap divergence {bits:.4f} bits: the persona token steers the "
-                "agent's actions")
-    return (f"persona-swap divergence {bits:.4f} bits: at this SFT budget the persona token "
-            f"barely steers the agent (it steers from ~{_STEERS_BITS} bits; the two-epoch "
-            "agents of `simpersona demo sft_steps=2000 sft_balance=0.5` reach 0.09-0.11), so "
-            "persona against no-persona is decided by a few orders either way")
+    """:func:`agents.evaluate.steering_words`, and what it means for the demo's headline."""
+    from agents.evaluate import STEERS_BITS, steering_words
+
+    words = steering_words(bits)
+    if bits < STEERS_BITS:
+        words += ("; at this SFT budget persona against no-persona is decided by a few orders "
+                  "either way (`sft_steps=2000 sft_balance=0.5` trains two epochs)")
+    return words
 
 
 def _browser_episode(cfg: Any, ingest_dir: Path, held: list[str], out: Path,

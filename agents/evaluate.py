@@ -30,7 +30,13 @@ from agents.traces import Episode, Step
 if TYPE_CHECKING:
     from agents.policies.llm import LLMPolicy
 
-__all__ = ["next_action_match", "persona_swap_divergence", "plot_divergence"]
+__all__ = ["STEERS_BITS", "next_action_match", "persona_swap_divergence", "plot_divergence",
+           "steering_words"]
+
+#: Mean persona-swap divergence (bits) from which the persona token steers the agent: ~0.001
+#: when the token is ignored, 0.087-0.107 for the two-epoch agents whose types steer
+#: (measured on the REES46 sample, docs/agents.md).
+STEERS_BITS = 0.05
 
 
 def _steps(episodes: Sequence[Episode], max_steps: int | None):
@@ -145,6 +151,21 @@ def persona_swap_divergence(policy: LLMPolicy, episodes: Sequence[Episode], n_ty
         kl = lambda a, b: (a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2())).sum(-1)
         total += 0.5 * kl(p[:, None].expand_as(m), m) + 0.5 * kl(p[None].expand_as(m), m)
     return (total / max(1, len(items))).tolist()
+
+
+def steering_words(bits: float) -> str:
+    """The mean persona-swap divergence in words: does the persona token steer the agent?
+
+    Example:
+        >>> steering_words(0.09)
+        "persona-swap divergence 0.0900 bits: the persona token steers the agent's actions"
+    """
+    if bits >= STEERS_BITS:
+        return (f"persona-swap divergence {bits:.4f} bits: the persona token steers the "
+                "agent's actions")
+    return (f"persona-swap divergence {bits:.4f} bits: the persona token barely steers the "
+            f"agent (it steers from ~{STEERS_BITS} bits; two-epoch agents reach 0.09-0.11, "
+            "docs/agents.md)")
 
 
 def plot_divergence(matrix: list[list[float]], path: str | Path, title: str = "") -> Path:

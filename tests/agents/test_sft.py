@@ -169,3 +169,13 @@ def test_typed_sessions_train_without_their_hindsight_goal():
     dropped = build_examples([typed, demo], typed_goals=False)
     assert "goal:" not in dropped[0].prompt and "<persona_2>" in dropped[0].prompt
     assert "goal: " + goal in dropped[1].prompt  # a goal demonstration keeps its goal
+
+
+def test_steering_words_split_at_the_threshold_and_doctests_run():
+    import doctest
+
+    import agents.evaluate as ev
+
+    assert doctest.testmod(ev, optionflags=doctest.ELLIPSIS).failed == 0
+    assert "barely steers" in ev.steering_words(ev.STEERS_BITS / 10)
+    assert "barely" not in ev.steering_words(ev.STEERS_BITS)
