@@ -234,10 +234,9 @@ def _run_goal(g: Any, out_dir: Path | None = None, progress: bool = True) -> dic
 
 
 def _contrasts(node: Any) -> list[Any] | None:
-    """``contrasts`` from the config: None (the default pairs), or pairs of policy names."""
-    if node is None:
-        return None
-    return [[str(x) for x in c] if not isinstance(c, str) else [c] for c in node]
+    """``contrasts`` from the config as plain lists (None: the default pairs); checked by
+    :func:`~simpersona_env.evaluation.alignment.contrast_pairs`."""
+    return None if node is None else list(node)
 
 
 def goal(cfg: Any) -> int:
