@@ -65,7 +65,6 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
         "calibration": {form: {"predicted": mean probability, "observed": share}}}``.
     """
     from agents.policies.base import action_form
-    from agents.policies.llm import _Slot
 
     saved_t = policy.temperature
     policy.temperature = 0.0
@@ -80,15 +79,14 @@ def next_action_match(policy: LLMPolicy, episodes: Sequence[Episode], batch: int
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
             # autofill types the buyer's own profile: the one the trace was replayed with
-            slots = [_Slot(ep.persona, ep.goal, hist, profile=_typed_profile(ep))
-                     for ep, _, hist in chunk]
             obs = [{**s.observation, "persona": s.observation.get("persona", ep.persona)}
                    for ep, s, _ in chunk]
-            prompts = [policy._prompt(o, sl) for o, sl in zip(obs, slots)]
-            cands = [policy.candidates(o, bool(sl.history)) for o, sl in zip(obs, slots)]
-            scores = policy.action_scores(prompts, cands)
-            for (ep, step, _), p, o, c, sc, sl in zip(chunk, prompts, obs, cands, scores, slots):
-                action = policy._choose(p, o, c, sc, sl)
+            choices = policy.next_actions(
+                obs, [hist for _, _, hist in chunk], personas=[ep.persona for ep, _, _ in chunk],
+                goals=[ep.goal for ep, _, _ in chunk],
+                profiles=[_typed_profile(ep) for ep, _, _ in chunk])
+            for (ep, step, _), choice in zip(chunk, choices):
+                action, c, sc = choice.action, choice.candidates, choice.logprobs
                 counts[ep.persona] += 1
                 hits[ep.persona] += int(action == step.action)
                 if group is not None:

@@ -123,8 +123,6 @@ def block_params(model: Any) -> int:
 
 def train(name: str, size: str, persona: str, traces: Path, k: int, args: argparse.Namespace,
           out: Path) -> dict[str, Any]:
-    from agents.model import load_agent
-
     say(f"SFT {name}: agent={size}, sft.persona={persona}, {args.sft_steps} steps")
     t0 = time.perf_counter()
     run_command("agents.commands:train", "agent_train",
@@ -135,12 +133,38 @@ def train(name: str, size: str, persona: str, traces: Path, k: int, args: argpar
              f"sft.seed={args.seed}", f"sft.eval_fraction={args.eval_fraction}",
              f"sft.alias_items={args.alias_items}",
              "sft.logging_steps=25", "quality_steps=0"])
-    wall = time.perf_counter() - t0
+    return summary(name, size, persona, args, out, wall=time.perf_counter() - t0)
+
+
+def saved_matches(name: str, size: str, persona: str, args: argparse.Namespace,
+                  out: Path) -> bool:
+    """Whether ``out/name`` holds a finished agent trained with these settings."""
+    path = out / name / "metrics.json"
+    if not path.is_file():
+        return False
+    sft = json.loads(path.read_text()).get("config", {}).get("sft", {})
+    want = {"persona": persona, "max_steps": args.sft_steps, "learning_rate": args.lr,
+            "batch_size": args.batch_size, "max_length": args.max_length,
+            "max_obs_chars": args.max_obs_chars, "seed": args.seed,
+            "alias_items": args.alias_items}
+    differ = {k: (sft.get(k), v) for k, v in want.items() if sft.get(k) != v}
+    if differ:
+        say(f"{name}: the checkpoint in {out / name} was trained with other settings "
+            f"(saved, asked: {differ}); training again")
+    return not differ
+
+
+def summary(name: str, size: str, persona: str, args: argparse.Namespace, out: Path,
+            wall: float | None = None) -> dict[str, Any]:
+    """What the report keeps of a trained agent, from its checkpoint and metrics."""
+    from agents.model import load_agent
+
     m = json.loads((out / name / "metrics.json").read_text())
     _, model, _ = load_agent(out / name, device="cpu")
     res = {"agent": size, "persona": persona, "n_parameters": m["n_parameters"],
            "block_parameters": block_params(model), "train_tokens": m["train_tokens"],
-           "sft_seconds": round(m["seconds"], 1), "wall_seconds": round(wall, 1),
+           "sft_seconds": round(m["seconds"], 1),
+           "wall_seconds": round(wall if wall is not None else m.get("wall_s", m["seconds"]), 1),
            "train_loss_first": m["train_loss_first"], "train_loss_last": m["train_loss_last"],
            "eval_loss": m["eval_loss"], "steps": args.sft_steps}
     say(f"{name}: {res['n_parameters'] / 1e6:.2f}M parameters ({res['block_parameters'] / 1e6:.2f}M "
@@ -309,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="held-out goal demonstrations per catalog (their own seed stream) "
                          "scored step by step (next-action match by kind)")
     ap.add_argument("--reuse-agents", action="store_true",
-                    help="keep the checkpoints of a previous run in --out (evaluation only)")
+                    help="keep the agents of a previous run in --out whose saved SFT settings match "
+                         "these (checked); train the others")
     ap.add_argument("--out", default="runs/bench/goal_scaling")
     args = ap.parse_args(argv)
     args.catalogs = [c.strip() for c in args.catalogs.split(",") if c.strip()]
@@ -336,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     before = json.loads(previous.read_text())["agents"] if previous.is_file() else {}
     for name, (size, persona) in chosen.items():
         t = time.perf_counter()
-        if args.reuse_agents and (out / name / "metrics.json").is_file() and name in before:
-            agents[name] = before[name]
+        if args.reuse_agents and saved_matches(name, size, persona, args, out):
+            agents[name] = before.get(name) or summary(name, size, persona, args, out)
             say(f"{name}: reusing the checkpoint in {out / name} (--reuse-agents)")
         else:
             agents[name] = train(name, size, persona, traces, data["n_personas"], args, out)

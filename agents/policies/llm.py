@@ -306,6 +306,33 @@ class LLMPolicy:
         k = int(obs.get("persona", -1) if obs.get("persona") is not None else -1)
         return self._prompt(obs, _Slot(k, goal, list(history)))
 
+    def next_actions(self, observations: Sequence[Mapping[str, Any]],
+                     histories: Sequence[Sequence[str]], *,
+                     personas: Sequence[int] | None = None, goals: Sequence[str] | None = None,
+                     profiles: Sequence[Mapping[str, str]] | None = None) -> list[Choice]:
+        """What the policy does on each observation after ``histories[i]``, given rather than
+        its own (teacher forcing: scoring a checkpoint step by step against traces), in one
+        batched pass: at the policy's temperature (0: greedy), as buyer type
+        ``personas[i]`` with goal ``goals[i]``, autofill typing ``profiles[i]`` (checkout
+        field id -> text). The episodes of :meth:`reset_batch` are left as they were."""
+        n = len(observations)
+        given = [x for x in (personas, goals, profiles) if x is not None]
+        if len(histories) != n or any(len(x) != n for x in given):
+            raise ConfigError(f"{n} observations: give one history (and persona, goal, "
+                              "profile where given) per observation")
+        slots = []
+        for i, obs in enumerate(observations):
+            k = (personas[i] if personas is not None
+                 else obs.get("persona") if obs.get("persona") is not None else -1)
+            slots.append(_Slot(int(k), str((goals[i] if goals is not None else "") or ""),
+                               list(histories[i]),
+                               profile=dict(profiles[i]) if profiles is not None else {}))
+        prompts = [self._prompt(o, sl) for o, sl in zip(observations, slots)]
+        cands = [self.candidates(o, bool(sl.history)) for o, sl in zip(observations, slots)]
+        scores = self.action_scores(prompts, cands)
+        return [Choice(self._choose(p, dict(o), c, sc, sl), c, sc)
+                for p, o, c, sc, sl in zip(prompts, observations, cands, scores, slots)]
+
     # -- internals -----------------------------------------------------------------------
     def _prompt(self, obs: Mapping[str, Any], slot: _Slot) -> list[int]:
         obs = dict(obs)

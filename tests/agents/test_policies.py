@@ -285,3 +285,27 @@ def test_rule_based_checkout_profile_per_buyer_and_reseedable():
     buyer.seed(5)
     buyer.reset(0, "")
     assert buyer.contact == first
+
+
+def test_next_actions_are_what_an_episode_would_do_and_leave_it_alone(fresh):
+    """Teacher-forced next actions: on a first page (no history), greedy, they are the
+    actions act_batch takes after reset_batch with the same types and goals; the running
+    episodes' state is untouched; a length mismatch is a clear error."""
+    tok, model = fresh
+    obs = [home_obs(0), product_obs(1, "mug-red"), home_obs(2, goal="a red mug")]
+    probe = LLMPolicy(model=model, tokenizer=tok, seed=0)
+    probe.reset_batch([2, 0], ["", "a blue mug"])
+    before = [(s.persona, s.goal, list(s.history)) for s in probe.slots]
+    choices = probe.next_actions(obs, [[], [], []], personas=[0, 1, 2], goals=["", "", "a red mug"])
+    assert [(s.persona, s.goal, list(s.history)) for s in probe.slots] == before
+    episode = LLMPolicy(model=model, tokenizer=tok, seed=0)
+    episode.reset_batch([0, 1, 2], ["", "", "a red mug"])
+    assert [c.action for c in choices] == episode.act_batch(obs)
+    for c, o in zip(choices, obs):
+        assert c.candidates == episode.candidates(o, False) and len(c.logprobs) == len(c.candidates)
+        assert is_valid_action(c.action, o)
+    # a history changes the prompt (and offers `back`)
+    after = probe.next_actions(obs[:1], [["click[product-mug-red]", "back"]], personas=[0])[0]
+    assert "back" in after.candidates
+    with pytest.raises(ConfigError, match="one history"):
+        probe.next_actions(obs, [[]])
