@@ -62,6 +62,9 @@ def train(cfg: DictConfig) -> int:
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from simpersona_env.cpu import flush_denormals
+
+    flush_denormals()  # before torch's worker threads start: they inherit it (simpersona_env.cpu)
     from agents.model import AgentMeta, build_agent, save_agent
     from agents.policies.base import action_form
     from agents.sft import (
@@ -123,6 +126,9 @@ def train(cfg: DictConfig) -> int:
     out = Path(c.out)
     t0 = time.perf_counter()
     result = train_sft(tokenizer, model, train_ex, eval_ex, c.sft, out)
+    if result.flush_denormals == "this thread":
+        _log("subnormal floats were flushed on the main thread only (torch's worker threads "
+             "started before; simpersona_env.cpu): late SFT steps may have run slower")
     meta = AgentMeta(n_personas=k, persona_mode=c.sft.persona, n_history=c.sft.n_history,
                      max_obs_chars=c.sft.max_obs_chars, drop_chrome=c.sft.drop_chrome,
                      max_length=c.sft.max_length,

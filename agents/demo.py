@@ -129,6 +129,7 @@ def run(cfg: Any) -> int:
     from rich.console import Console
 
     from simpersona_env.buyers.split import TRAIN, assign_splits
+    from simpersona_env.cpu import flush_denormals
     from simpersona_env.evaluation.population import pick_heldout_merchants
     from simpersona_env.personas.data import load_buyers
     from simpersona_env.personas.model import PersonaVQVAEConfig
@@ -137,6 +138,9 @@ def run(cfg: Any) -> int:
     console = Console(stderr=True, highlight=False)
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, cfg.threads))
+    # subnormal floats as zero before any torch work starts its threads (simpersona_env.cpu):
+    # the agents' SFT slows severalfold on them late in training
+    flush_denormals()
     out = Path(cfg.out_dir)
     times: dict[str, float] = {}
 

@@ -114,6 +114,9 @@ class SFTResult:
     train_tokens: int
     seconds: float
     log_history: list[dict[str, Any]]
+    # subnormal floats treated as zero: "all threads", "this thread", "unsupported", or
+    # "off" on an accelerator (simpersona_env.cpu.flush_denormals)
+    flush_denormals: str = "off"
 
 
 def build_examples(episodes: Iterable[Episode], *, persona: str = "token",
@@ -329,6 +332,7 @@ def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
     from trl import SFTConfig
 
     from agents.sft_trainer import CompletionSFTTrainer
+    from simpersona_env.cpu import flush_denormals
 
     if not train:
         raise DataError("no training examples: the trace file has no steps")
@@ -365,6 +369,9 @@ def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
         dataloader_num_workers=0,
         remove_unused_columns=True,
     )
+    # on CPU, subnormal floats as zero: a trained model's backward passes slow down
+    # severalfold on them (simpersona_env.cpu); best set earlier, before torch's threads start
+    flush = (flush_denormals() if next(model.parameters()).device.type == "cpu" else "off")
     trainer = CompletionSFTTrainer(model=model, args=args, train_dataset=train_ds,
                                    eval_dataset=eval_ds, processing_class=tokenizer)
     eval_before = trainer.evaluate()["eval_loss"] if eval_ds is not None else None
@@ -381,7 +388,7 @@ def train_sft(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
         eval_loss=eval_after, eval_loss_before=eval_before,
         n_train_examples=len(train_ds), n_eval_examples=len(eval_ds) if eval_ds is not None else 0,
         train_tokens=int(n_tokens * epochs_done), seconds=seconds,
-        log_history=list(trainer.state.log_history))
+        log_history=list(trainer.state.log_history), flush_denormals=flush)
     return result
 
 
