@@ -211,29 +211,47 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     per_row = [c for c in CANONICAL_COLUMNS if c not in literals]
     bad_parts: list[pl.DataFrame] = []
     codes_seen: dict[int, int] = {}
+
+    def stage_chunk(part: int, frame: pl.LazyFrame) -> None:
+        """Canonical rows of one parsed chunk: bad ones kept, good ones staged by unit."""
+        check_strict(frame)
+        df = frame.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS).collect()
+        for c, n in df[CODE].value_counts().iter_rows():
+            codes_seen[int(c)] = codes_seen.get(int(c), 0) + int(n)
+        if (df[CODE] > 0).any():
+            bad_parts.append(df.filter(pl.col(CODE) > 0))
+            df = df.filter(pl.col(CODE) == 0)
+        df = df.select(*per_row, FILE, LINE, _k=key).with_columns(
+            _unit=(pl.col("_k") % units).cast(pl.UInt32))
+        for (u,), g in df.partition_by("_unit", as_dict=True, include_key=False).items():
+            folder = stage_dir / "units" / f"unit={u}"
+            folder.mkdir(parents=True, exist_ok=True)
+            g.write_ipc(folder / f"f{file_index:05d}-{part:05d}.arrow", compression="uncompressed")
+
     if chunks is not None:
-        try:
-            for part, frame in enumerate(chunks):
-                check_strict(frame)
-                df = frame.select(*CANONICAL_COLUMNS, FILE, LINE, CODE, *BAD_COLUMNS).collect()
-                for c, n in df[CODE].value_counts().iter_rows():
-                    codes_seen[int(c)] = codes_seen.get(int(c), 0) + int(n)
-                if (df[CODE] > 0).any():
-                    bad_parts.append(df.filter(pl.col(CODE) > 0))
-                    df = df.filter(pl.col(CODE) == 0)
-                df = df.select(*per_row, FILE, LINE, _k=key).with_columns(
-                    _unit=(pl.col("_k") % units).cast(pl.UInt32))
-                for (u,), g in df.partition_by("_unit", as_dict=True,
-                                               include_key=False).items():
-                    folder = stage_dir / "units" / f"unit={u}"
-                    folder.mkdir(parents=True, exist_ok=True)
-                    g.write_ipc(folder / f"f{file_index:05d}-{part:05d}.arrow",
-                                compression="uncompressed")
-            result["literals"] = literals
-        except _NeedsQuotedPass:
-            clear_parts()
-            chunks = None
-            bad_parts, codes_seen = [], {}
+        # Why a second thread: reading and parsing chunk i + 1 (the generator) overlaps
+        # canonicalizing and staging chunk i, whose parts hold the GIL or one core at a
+        # time; the chunks are still staged one by one in order (one worker), so the
+        # first bad row under strict=true is the file's first, and at most two chunks
+        # are in memory.
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        pending: Future | None = None
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            try:
+                for part, frame in enumerate(chunks):
+                    if pending is not None:
+                        pending.result()
+                    pending = worker.submit(stage_chunk, part, frame)
+                if pending is not None:
+                    pending.result()
+                result["literals"] = literals
+            except _NeedsQuotedPass:
+                if pending is not None:
+                    pending.exception()  # wait for it before removing what it wrote
+                clear_parts()
+                chunks = None
+                bad_parts, codes_seen = [], {}
     if chunks is None and not info.empty:
         lf, info = scan_source(Path(path), source, file_index, stage_dir)
         result["file"] = info
