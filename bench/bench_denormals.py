@@ -14,7 +14,7 @@ a fixed seed, so both arms see the same batches) with subnormals kept, then flus
 subnormal values in one batch's gradients (parameters, and the hidden states between blocks).
 Each arm runs in a fresh process: the flag is per CPU thread and reaches torch's worker
 threads only when they start after it, so one process cannot switch it back and forth.
-Writes ``bench_denormals.json`` to ``--out``.
+Writes ``bench_denormals.json`` and ``bench_denormals.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -170,10 +170,31 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_denormals.json").write_text(json.dumps(result, indent=2))
+    _plot(result, out / "bench_denormals.png")
     print(json.dumps({k: result[k] for k in ("subnormal_share", "s_per_step", "speedup",
                                              "last_loss")}, indent=2))
-    print(f"wrote {out / 'bench_denormals.json'}")
+    print(f"wrote {out / 'bench_denormals.json'} and {out / 'bench_denormals.png'}")
     return 0
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["s_per_step"])
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    ax.barh(names, [1 / result["s_per_step"][n] for n in names], color=["#999999", "#1f77b4"])
+    ax.set_xlabel("optimizer steps per second (higher is better)")
+    share = result["subnormal_share"]["kept"]["hidden_state_gradients"]
+    ax.set_title(f"SFT of {Path(result['checkpoint']).name} ({result['parameters'] / 1e6:.2f}M): "
+                 f"{result['speedup']:.2f}x flushed\n"
+                 f"({share:.2%} of the gradients between blocks subnormal)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
