@@ -6,7 +6,7 @@
 
 Why: a model's training sharpens its attention, and its backward passes then carry gradients
 below float32's normal range (~1.2e-38); x86 matrix kernels take a slow path on each such
-operand. ``agents.sft.train_sft`` flushes them on CPU (``agents.sft.flush_denormals``). A
+operand. Agent SFT on CPU flushes them (``simpersona_env.cpu.flush_denormals``). A
 fresh model has few, so this bench starts from a *trained* checkpoint: it continues training
 it for ``--steps`` steps (the SFT trainer, the checkpoint's own page rendering and length,
 a fixed seed, so both arms see the same batches) with subnormals kept, then flushed
@@ -170,31 +170,17 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_denormals.json").write_text(json.dumps(result, indent=2))
-    _plot(result, out / "bench_denormals.png")
+    from plots import steps_per_second  # bench/plots.py, beside this script
+
+    share = result["subnormal_share"]["kept"]["hidden_state_gradients"]
+    title = (f"SFT of {Path(args.checkpoint).name} ({first['parameters'] / 1e6:.2f}M): "
+             f"{result['speedup']:.2f}x flushed\n({share:.2%} of the gradients between blocks "
+             "subnormal)")
+    steps_per_second(per_step, title, out / "bench_denormals.png")
     print(json.dumps({k: result[k] for k in ("subnormal_share", "s_per_step", "speedup",
                                              "last_loss")}, indent=2))
     print(f"wrote {out / 'bench_denormals.json'} and {out / 'bench_denormals.png'}")
     return 0
-
-
-def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result["s_per_step"])
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
-    ax.barh(names, [1 / result["s_per_step"][n] for n in names], color=["#999999", "#1f77b4"])
-    ax.set_xlabel("optimizer steps per second (higher is better)")
-    share = result["subnormal_share"]["kept"]["hidden_state_gradients"]
-    ax.set_title(f"SFT of {Path(result['checkpoint']).name} ({result['parameters'] / 1e6:.2f}M): "
-                 f"{result['speedup']:.2f}x flushed\n"
-                 f"({share:.2%} of the gradients between blocks subnormal)",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def main() -> int:
 
     import torch
     from omegaconf import OmegaConf
+    from plots import steps_per_second  # bench/plots.py, beside this script
     from trl import SFTConfig, SFTTrainer
 
     from agents.model import AgentModelConfig, build_agent
@@ -85,8 +86,9 @@ def main() -> int:
             cfg = SFTConfig(output_dir=str(Path(args.out) / "sft-trainer"), max_steps=args.steps,
                             learning_rate=3e-3, per_device_train_batch_size=args.batch_size,
                             logging_steps=args.steps, save_strategy="no", seed=r, data_seed=r,
-                            max_length=st.max_length, completion_only_loss=True, packing=False, bf16=False,
-                            report_to="none", dataloader_num_workers=0, disable_tqdm=False)
+                            max_length=st.max_length, completion_only_loss=True, packing=False,
+                            bf16=False, report_to="none", dataloader_num_workers=0,
+                            disable_tqdm=False)
             trainer = cls(model=copy.deepcopy(init), args=cfg, train_dataset=ds, processing_class=tok)
             t0 = time.perf_counter()
             trainer.train()
@@ -98,7 +100,8 @@ def main() -> int:
     base, ours = per_step["TRL SFTTrainer (baseline)"], per_step["CompletionSFTTrainer"]
     result = {
         "data": source, "agent": args.agent,
-        "parameters": sum(p.numel() for p in init.parameters()), "examples": len(ds), "mean_tokens": sum(lengths) / len(lengths),
+        "parameters": sum(p.numel() for p in init.parameters()), "examples": len(ds),
+        "mean_tokens": sum(lengths) / len(lengths),
         "mean_labelled_tokens": sum(labelled) / len(labelled), "batch_size": args.batch_size,
         "steps_per_arm": args.steps * args.rounds, "threads": torch.get_num_threads(),
         "s_per_step": per_step, "steps_per_s": {n: 1 / s for n, s in per_step.items()},
@@ -107,28 +110,12 @@ def main() -> int:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_sft.json").write_text(json.dumps(result, indent=2))
-    _plot(result, out / "bench_sft.png")
+    steps_per_second(per_step, f"SFT, {args.batch_size} examples/step, {result['mean_tokens']:.0f} "
+                     f"tokens and {result['mean_labelled_tokens']:.1f} labelled per example: "
+                     f"{result['speedup']:.2f}x", out / "bench_sft.png")
     print(json.dumps({k: result[k] for k in ("s_per_step", "speedup", "last_loss")}, indent=2))
     print(f"wrote {out / 'bench_sft.json'} and {out / 'bench_sft.png'}")
     return 0
-
-
-def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result["steps_per_s"])
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(names, [result["steps_per_s"][n] for n in names], color=["#999999", "#1f77b4"])
-    ax.set_xlabel("optimizer steps per second (higher is better)")
-    ax.set_title(f"SFT, {result['batch_size']} examples/step, {result['mean_tokens']:.0f} tokens "
-                 f"and {result['mean_labelled_tokens']:.1f} labelled per example: "
-                 f"{result['speedup']:.2f}x", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
