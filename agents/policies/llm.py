@@ -303,8 +303,7 @@ class LLMPolicy:
         obs = dict(observation)
         if persona is not None:
             obs["persona"] = persona
-        k = int(obs.get("persona", -1) if obs.get("persona") is not None else -1)
-        return self._prompt(obs, _Slot(k, goal, list(history)))
+        return self._prompt(obs, _teacher_slot(obs, history, persona, goal))
 
     def next_actions(self, observations: Sequence[Mapping[str, Any]],
                      histories: Sequence[Sequence[str]], *,
@@ -320,17 +319,15 @@ class LLMPolicy:
         if len(histories) != n or any(len(x) != n for x in given):
             raise ConfigError(f"{n} observations: give one history (and persona, goal, "
                               "profile where given) per observation")
-        slots = []
-        for i, obs in enumerate(observations):
-            k = (personas[i] if personas is not None
-                 else obs.get("persona") if obs.get("persona") is not None else -1)
-            slots.append(_Slot(int(k), str((goals[i] if goals is not None else "") or ""),
-                               list(histories[i]),
-                               profile=dict(profiles[i]) if profiles is not None else {}))
+        slots = [_teacher_slot(obs, histories[i],
+                               personas[i] if personas is not None else None,
+                               goals[i] if goals is not None else "",
+                               profiles[i] if profiles is not None else None)
+                 for i, obs in enumerate(observations)]
         prompts = [self._prompt(o, sl) for o, sl in zip(observations, slots)]
         cands = [self.candidates(o, bool(sl.history)) for o, sl in zip(observations, slots)]
         scores = self.action_scores(prompts, cands)
-        return [Choice(self._choose(p, dict(o), c, sc, sl), c, sc)
+        return [Choice(self._choose(p, o, c, sc, sl), c, sc)
                 for p, o, c, sc, sl in zip(prompts, observations, cands, scores, slots)]
 
     # -- internals -----------------------------------------------------------------------
@@ -496,6 +493,15 @@ class LLMPolicy:
                 res = self.model(input_ids=torch.tensor([[nxt]], device=self.device),
                                  use_cache=True, **{self._cache_kw: _cache_of(res)})
         return self.tokenizer.decode(out, skip_special_tokens=True).split("]")[0]
+
+
+def _teacher_slot(obs: Mapping[str, Any], history: Sequence[str], persona: int | None,
+                  goal: str, profile: Mapping[str, str] | None = None) -> _Slot:
+    """The episode state of one teacher-forced step: ``history`` given, as buyer type
+    ``persona`` (the observation's when ``None``, else none)."""
+    if persona is None:
+        persona = obs.get("persona") if obs.get("persona") is not None else -1
+    return _Slot(int(persona), str(goal or ""), list(history), profile=dict(profile or {}))
 
 
 def _rest_of_form(obs: Mapping[str, Any], chosen: str, slot: _Slot) -> list[str]:
