@@ -4,8 +4,9 @@ Three stages, each a pure function of files on disk so that the local and the Ra
 run the very same code and write the very same bytes:
 
 1. per input file (CSV in byte chunks, anything else as one streaming Polars scan): parse,
-   validate, cast; good rows are staged in ``units`` (by hash of merchant and buyer, so a
-   unit holds whole buyers; Arrow IPC for CSV chunks), bad rows go to the quarantine with
+   validate, cast; good rows are staged by ``unit`` (a hash of merchant and buyer, so a
+   unit holds whole buyers: one Arrow IPC file per CSV chunk with its rows in unit order,
+   a Parquet folder per unit for other sources), bad rows go to the quarantine with
    their line numbers;
 2. per unit (in memory once, bounded by the unit size): one stable sort by a 64-bit
    (merchant rank, buyer hash) key and time, count out-of-order rows, deduplicate,
@@ -144,6 +145,7 @@ def _quarantine_schema() -> dict[str, Any]:
 def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
                  strict: bool, chunk_bytes: int = 16 << 20) -> dict[str, Any]:
     """Parse one input file; stage good rows by unit, write its quarantine part."""
+    import numpy as np
     import polars as pl
 
     from simpersona_env.ingest.read import (
@@ -168,9 +170,11 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                                 "to quarantine bad rows with their reasons and go on)")
 
     def clear_parts() -> None:
-        for pattern in (f"unit=*/f{file_index:05d}-*.parquet", f"unit=*/f{file_index:05d}-*.arrow"):
-            for part in (stage_dir / "units").glob(pattern):
-                part.unlink()
+        for part in (stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"):
+            part.unlink()
+        for part in (stage_dir / "chunks").glob(f"f{file_index:05d}-*.arrow"):
+            part.unlink()
+        result["chunks"] = []
 
     def stream_file(lf: pl.LazyFrame, info: Any) -> None:
         """Any other file: one streaming Polars pass into bounded staged files per unit."""
@@ -199,18 +203,23 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
             sink(lf2)
 
     # CSV without quotes: byte chunks, each read once and parsed eagerly (bounded memory).
-    # Why each chunk is split here and not read back: good rows go straight to the units as
-    # Arrow IPC with only the columns stage 2 needs (IPC: a third of Parquet's write cost,
-    # twice its read cost, ~30% less in all; measured), and bad rows (usually none) stay in
-    # memory for the quarantine with their counts.
+    # Why each chunk is split here and not read back: good rows go straight to the staging
+    # as Arrow IPC with only the columns stage 2 needs (IPC: a third of Parquet's write
+    # cost, twice its read cost, ~30% less in all; measured), and bad rows (usually none)
+    # stay in memory for the quarantine with their counts.
     chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
-    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}, "literals": {}}
+    # per staged chunk file: its name and its rows per unit (the file is in unit order)
+    result: dict[str, Any] = {"file": info, "good": 0, "bad": {}, "literals": {},
+                              "chunks": []}
     # columns with one value on every row of this file (its `source`, a constant merchant,
     # unmapped fields): not staged per row, restored from the file index in stage 2
     literals = literal_fields(source) if chunks is not None else {}
     per_row = [c for c in CANONICAL_COLUMNS if c not in literals]
     bad_parts: list[pl.DataFrame] = []
     codes_seen: dict[int, int] = {}
+    staged: list[tuple[str, list[int]]] = []
+    if chunks is not None:
+        (stage_dir / "chunks").mkdir(parents=True, exist_ok=True)
 
     def stage_chunk(part: int, frame: pl.LazyFrame) -> None:
         """Canonical rows of one parsed chunk: bad ones kept, good ones staged by unit."""
@@ -221,12 +230,17 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         if (df[CODE] > 0).any():
             bad_parts.append(df.filter(pl.col(CODE) > 0))
             df = df.filter(pl.col(CODE) == 0)
-        df = df.select(*per_row, FILE, LINE, _k=key).with_columns(
-            _unit=(pl.col("_k") % units).cast(pl.UInt32))
-        for (u,), g in df.partition_by("_unit", as_dict=True, include_key=False).items():
-            folder = stage_dir / "units" / f"unit={u}"
-            folder.mkdir(parents=True, exist_ok=True)
-            g.write_ipc(folder / f"f{file_index:05d}-{part:05d}.arrow", compression="uncompressed")
+        # Why one file per chunk in unit order (a stable sort) and not a file per unit:
+        # creating and writing ~30 small files per chunk cost more than the sort and one
+        # write (~2.5x; measured), and stage 2 takes its unit's rows as a zero-copy slice
+        df = df.select(*per_row, FILE, LINE, _k=key)
+        unit = (df.get_column("_k") % units).cast(pl.UInt32)
+        order = unit.to_frame("u").select(pl.arg_sort_by("u", maintain_order=True)).to_series()
+        df = df.select(pl.all().gather(order))
+        counts = np.bincount(unit.to_numpy(), minlength=units)
+        name = f"f{file_index:05d}-{part:05d}.arrow"
+        df.write_ipc(stage_dir / "chunks" / name, compression="uncompressed")
+        staged.append((name, counts.tolist()))
 
     if chunks is not None:
         # Why a second thread: reading and parsing chunk i + 1 (the generator) overlaps
@@ -246,12 +260,13 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                 if pending is not None:
                     pending.result()
                 result["literals"] = literals
+                result["chunks"] = staged
             except _NeedsQuotedPass:
                 if pending is not None:
                     pending.exception()  # wait for it before removing what it wrote
                 clear_parts()
                 chunks = None
-                bad_parts, codes_seen = [], {}
+                bad_parts, codes_seen, staged = [], {}, []
     if chunks is None and not info.empty:
         lf, info = scan_source(Path(path), source, file_index, stage_dir)
         result["file"] = info
@@ -308,8 +323,9 @@ def _quote(m: str) -> str:
     return urllib.parse.quote(m, safe="")
 
 
-def _read_ipc_mapped(files: list[Path]) -> pl.DataFrame:
-    """Staged Arrow IPC files as one frame (a chunk per file), memory-mapped, zero-copy.
+def _read_ipc_mapped(slices: list[tuple[Path, int, int]]) -> pl.DataFrame:
+    """Row ranges ``(file, start, rows)`` of staged Arrow IPC files as one frame,
+    memory-mapped, zero-copy (a chunk per range).
 
     Why pyarrow's memory map and not ``pl.scan_ipc``: Polars copies and re-validates every
     string view on read (~0.25 CPU s per million events); the mapped pages are read once,
@@ -320,9 +336,9 @@ def _read_ipc_mapped(files: list[Path]) -> pl.DataFrame:
     import pyarrow.ipc as ipc
 
     tables = []
-    for f in files:
+    for f, start, rows in slices:
         with pa.memory_map(str(f)) as source:
-            tables.append(ipc.open_file(source).read_all())
+            tables.append(ipc.open_file(source).read_all().slice(start, rows))
     # files of sources that left out different literal columns: the missing ones are null
     return pl.from_arrow(pa.concat_tables(tables, promote_options="default"))  # type: ignore[return-value]
 
@@ -346,18 +362,35 @@ def _restore_literals(df: pl.DataFrame, literals: dict[int, dict[str, Any]]) -> 
     return df.with_columns(exprs) if exprs else df
 
 
+def _unit_slices(s1: list[dict[str, Any]], n_units: int) -> list[list[tuple[str, int, int]]]:
+    """Per unit: its ``(chunk file, first row, rows)`` in each staged CSV chunk, in
+    (file, chunk) order (each chunk file is in unit order)."""
+    slices: list[list[tuple[str, int, int]]] = [[] for _ in range(n_units)]
+    for r in s1:
+        for name, counts in r["chunks"]:
+            start = 0
+            for u, n in enumerate(counts):
+                if n:
+                    slices[u].append((name, start, n))
+                start += n
+    return slices
+
+
 def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: float,
-                 literals: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 literals: dict[int, dict[str, Any]] | None = None,
+                 slices: list[tuple[str, int, int]] | None = None) -> dict[str, Any]:
     """Sort, deduplicate and sessionize one unit; write its events by merchant.
 
-    ``literals``: per file index, the columns stage 1 staged once per file (their value).
+    ``literals``: per file index, the columns stage 1 staged once per file (their value);
+    ``slices``: the unit's rows in the staged CSV chunks (:func:`_unit_slices`).
     """
     import numpy as np
     import polars as pl
 
     folder = Path(stage) / "units" / f"unit={unit}"
     pq_files = sorted(folder.glob("*.parquet"))  # streamed sources: all rows, with codes
-    ipc_files = sorted(folder.glob("*.arrow"))  # CSV chunks: good rows only
+    # CSV chunks: good rows only
+    ipc_files = [(Path(stage) / "chunks" / name, start, n) for name, start, n in slices or []]
     counts = {"unit": unit, "rows_in": 0, "duplicates": 0, "out_of_order": 0,
               "sessionized_rows": 0, "purchases_without_view_or_cart": 0, "rows_out": 0,
               "merchants": {}}
@@ -795,8 +828,9 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         timings["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()
         literals = {i: r["literals"] for i, r in enumerate(s1) if r["literals"]}
+        slices = _unit_slices(s1, n_units)
         s2 = run.map(_stage2_unit, [(u, str(stage), str(out), mapping.dedup,
-                                     mapping.session_gap_minutes, literals)
+                                     mapping.session_gap_minutes, literals, slices[u])
                                     for u in range(n_units)], "sessions", progress)
         timings["sessions_s"] = time.perf_counter() - t
         n_buyers = 0
