@@ -80,6 +80,9 @@ _STAGE_ROWS_PER_FILE = 200_000
 # a unit with more merchants writes them with one partitioned sink (a write per merchant
 # is ~15% cheaper for a few merchants, ~40% dearer for a thousand)
 _MERCHANTS_PER_LOOP = 64
+# bits of the buyer hash kept in stage 2's sort key (below the merchant rank); fewer make
+# buyers share keys, which the sort handles by taking the buyer id too (tests set it low)
+_KEY_HASH_BITS = 64
 _STAGE_BYTES_PER_FILE = 16 << 20
 #: Columns stage 3 reads (build_buyers' needs).
 _BUYER_COLUMNS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "category", "price")
@@ -419,8 +422,9 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     bits = max(1, (len(merchants) - 1).bit_length())
     rank = pl.Series(range(len(merchants)), dtype=pl.UInt64)
     top = pl.lit(1 << (64 - bits), pl.UInt64)  # rank * top < 2**64: no overflow
+    shift = max(bits, 64 - _KEY_HASH_BITS)
     key = (m.replace_strict(merchants, rank, return_dtype=pl.UInt64) * top
-           + pl.col("_k") // pl.lit(1 << bits, pl.UInt64))
+           + pl.col("_k") // pl.lit(1 << shift, pl.UInt64))
     by = ["_key", "ts"]
     if pq_files and ipc_files:  # streamed and chunked files: source order is not scan order
         by.append("_o")
@@ -437,57 +441,70 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
         del k_s, t_s, first
     if order is None:
         order = df.select(pl.arg_sort_by(by, maintain_order=True)).to_series()
-    # Why a gather a few columns at a time, each batch dropped as soon as it is sorted:
-    # the unit is in memory once plus a batch, not twice as with a frame sort; each batch
-    # is made one chunk first (a gather from many chunks costs several times more) and
-    # gathered in one select (its columns in parallel; ~35% less CPU than one by one)
-    columns: list[pl.Series] = []
-    names = df.columns
-    for i in range(0, len(names), 4):
-        batch = names[i:i + 4]
-        columns.extend(df.select(batch).rechunk().select(pl.all().gather(order)).get_columns())
-        df = df.drop(batch)
-    df = pl.DataFrame(columns)
-    del columns, order
-    same_key = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
-    clash = df.select((same_key & (b != b.shift(1))).any()).item()
-    if clash:
-        df = df.sort(["_key", "buyer_id", "ts", "_o"], maintain_order=True)
-        new_buyer = ((pl.col("_key") != pl.col("_key").shift(1)) | (b != b.shift(1))
-                     ).fill_null(True)
-    else:
-        new_buyer = ~same_key
-    # one pass of comparisons: every later per-buyer step reads this flag
-    df = df.with_columns(_new=new_buyer).drop("_k", "_o")
+    # Why the per-row checks run on the sort order before the rows are moved: they read
+    # a few integer columns (numpy gathers) and the buyer ids, and the duplicates come out
+    # of the order itself, so the string columns are gathered once and never filtered.
+    buyer = df.get_column("buyer_id").rechunk()
+    key_np = df.get_column("_key").to_numpy()
+    o = order.to_numpy()
+    k = key_np[o]
+    b_s = buyer.gather(order)
+    new = np.ones(o.size, dtype=bool)  # row i starts a buyer
+    new[1:] = k[1:] != k[:-1]
+    # a buyer id that changes under one key: two buyers of a merchant share a key (rare);
+    # the sort then takes the buyer id as well, so that each buyer's rows are contiguous
+    changed = b_s.ne_missing(b_s.shift(1)).to_numpy()
+    if (changed[1:] & ~new[1:]).any():
+        order = df.select(pl.arg_sort_by(["_key", "buyer_id", "ts", "_o"],
+                                         maintain_order=True)).to_series()
+        o = order.to_numpy()
+        k = key_np[o]
+        b_s = buyer.gather(order)
+        new[1:] = (k[1:] != k[:-1]) | b_s.ne_missing(b_s.shift(1)).to_numpy()[1:]
+    del changed
     counts["rows_in"] = df.height
-    # the per-row checks below read numpy views of a few columns: cheaper than a Polars
-    # expression each over the whole unit (no shifted copies)
-    new = df.get_column("_new").to_numpy()
     same = ~new[1:]  # row i + 1 continues row i's buyer
-    line = df.get_column(LINE).to_numpy()
-    file = df.get_column(FILE).to_numpy()
+    line = df.get_column(LINE).to_numpy()[o]
+    file = df.get_column(FILE).to_numpy()[o]
     # out of order: in time order, an event that comes from an earlier line of the same file
     counts["out_of_order"] = int(np.count_nonzero(
         same & (file[1:] == file[:-1]) & (line[1:] < line[:-1])))
+    del line, file
     if dedup:
         # Exact duplicates share (merchant, buyer, ts), so after the sort they sit in runs
         # of equal timestamps; only rows in such runs (usually few) need the full-row check.
-        t = df.get_column("ts").to_physical().to_numpy()
-        tie = np.zeros(df.height, dtype=bool)
+        t = df.get_column("ts").to_physical().to_numpy()[o]
+        tie = np.zeros(o.size, dtype=bool)
         tie[1:] = same & (t[1:] == t[:-1])
         cand = tie.copy()
         cand[:-1] |= tie[1:]  # and the row each tie follows
         cand_i = np.flatnonzero(cand)
         if cand_i.size:
-            rows = df.select(_DEDUP_KEYS).gather(pl.Series(cand_i, dtype=pl.UInt32))
+            rows = df.select(_DEDUP_KEYS).gather(pl.Series(o[cand_i], dtype=pl.UInt32))
             dup = cand_i[~rows.select(pl.struct(list(_DEDUP_KEYS)).is_first_distinct())
                          .to_series().to_numpy()]
             if dup.size:
                 # a duplicate is never a buyer's first row (its first copy comes before it)
-                keep = np.ones(df.height, dtype=bool)
+                keep = np.ones(o.size, dtype=bool)
                 keep[dup] = False
-                df = df.filter(pl.Series(keep))
+                o, k, new = o[keep], k[keep], new[keep]
+                b_s = b_s.filter(pl.Series(keep))
+                order = pl.Series(o, dtype=pl.UInt32)
             counts["duplicates"] = int(dup.size)
+    # Why a gather a few columns at a time, each batch dropped as soon as it is sorted:
+    # the unit is in memory once plus a batch, not twice as with a frame sort; each batch
+    # is made one chunk first (a gather from many chunks costs several times more) and
+    # gathered in one select (its columns in parallel; ~35% less CPU than one by one)
+    columns: list[pl.Series] = []
+    names = [c for c in df.columns if c not in ("buyer_id", "_key", "_k", "_o", FILE, LINE)]
+    df = df.select(names)
+    for i in range(0, len(names), 4):
+        batch = names[i:i + 4]
+        columns.extend(df.select(batch).rechunk().select(pl.all().gather(order)).get_columns())
+        df = df.drop(batch)
+    df = pl.DataFrame([*columns, b_s, pl.Series("_key", k, dtype=pl.UInt64),
+                       pl.Series("_new", new, dtype=pl.Boolean)])
+    del columns, order, o, k, new, b_s
     missing = df["session_id"].is_null()
     n_missing = int(missing.sum())
     if n_missing:
