@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 from conftest import HEADER, shop_mapping  # this folder's conftest, bound at collection
@@ -61,8 +63,9 @@ def test_buyers_sharing_a_sort_key_come_out_as_with_distinct_keys(tmp_path, monk
 
     mapping = _log(tmp_path, n_files=2, rows=800)
     for src in mapping.sources:  # exact duplicates of a few rows
-        lines = open(src.path).read().splitlines()
-        open(src.path, "a").write("\n".join(lines[10:20]) + "\n")
+        path = Path(src.path)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([*lines, *lines[10:20]]) + "\n")
     apart = ingest(mapping, tmp_path / "apart", units=2, bootstrap=20)
     monkeypatch.setattr(pipeline, "_KEY_HASH_BITS", 1)
     shared = ingest(mapping, tmp_path / "shared", units=2, bootstrap=20)
