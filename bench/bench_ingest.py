@@ -120,6 +120,8 @@ def work_convert(data: Path, out: Path) -> dict[str, Any]:
 
 
 def work_simpersona(data: Path, out: Path) -> dict[str, Any]:
+    import polars  # noqa: F401 - imported before the clock starts, as the other workers do
+
     from simpersona_env.ingest import ingest
 
     mapping = _mapping(data)
