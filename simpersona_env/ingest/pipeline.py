@@ -149,8 +149,8 @@ def _quarantine_schema() -> dict[str, Any]:
 def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
                  strict: bool, chunk_bytes: int = 16 << 20) -> dict[str, Any]:
     """Parse one input file; stage good rows by unit, write its quarantine part."""
-    import numpy as np
     import polars as pl
+    import pyarrow.ipc as ipc
 
     from simpersona_env.ingest.read import (
         _NeedsQuotedPass,
@@ -212,7 +212,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     # cost, twice its read cost, ~30% less in all; measured), and bad rows (usually none)
     # stay in memory for the quarantine with their counts.
     chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
-    # per staged chunk file: its name and its rows per unit (the file is in unit order)
+    # per staged chunk file: its name and its record batches per unit
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}, "literals": {},
                               "chunks": []}
     # columns with one value on every row of this file (its `source`, a constant merchant,
@@ -221,7 +221,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     per_row = [c for c in CANONICAL_COLUMNS if c not in literals]
     bad_parts: list[pl.DataFrame] = []
     codes_seen: dict[int, int] = {}
-    staged: list[tuple[str, list[int]]] = []
+    staged: list[tuple[str, list[list[int]]]] = []
     if chunks is not None:
         (stage_dir / "chunks").mkdir(parents=True, exist_ok=True)
 
@@ -234,17 +234,32 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         if (df[CODE] > 0).any():
             bad_parts.append(df.filter(pl.col(CODE) > 0))
             df = df.filter(pl.col(CODE) == 0)
-        # Why one file per chunk in unit order (a stable sort) and not a file per unit:
-        # creating and writing ~30 small files per chunk cost more than the sort and one
-        # write (~2.5x; measured), and stage 2 takes its unit's rows as a zero-copy slice
-        df = df.select(*per_row, FILE, LINE, _k=key)
-        unit = (df.get_column("_k") % units).cast(pl.UInt32)
-        order = unit.to_frame("u").select(pl.arg_sort_by("u", maintain_order=True)).to_series()
-        df = df.select(pl.all().gather(order))
-        counts = np.bincount(unit.to_numpy(), minlength=units)
+        # Why one file per chunk with a record batch per unit, and not a file per unit:
+        # creating and writing ~30 small files per chunk cost more than one write with ~30
+        # batches (measured), and stage 2 maps its unit's batch zero-copy. Each batch holds
+        # only its own strings (the export compacts the buffers a partition shares with
+        # the chunk), so a unit touches only its own pages of each file.
+        df = df.select(*per_row, FILE, LINE, _k=key).with_columns(
+            _unit=(pl.col("_k") % units).cast(pl.UInt32))
+        parts = df.partition_by("_unit", as_dict=True, include_key=False)
+        del df
         name = f"f{file_index:05d}-{part:05d}.arrow"
-        df.write_ipc(stage_dir / "chunks" / name, compression="uncompressed")
-        staged.append((name, counts.tolist()))
+        batches: list[list[int]] = []  # [unit, first batch, batches, rows]
+        writer = None
+        try:
+            for u in sorted(k[0] for k in parts):  # in unit order
+                table = parts.pop((u,)).to_arrow()
+                if writer is None:
+                    writer = ipc.new_file(str(stage_dir / "chunks" / name), table.schema)
+                first = sum(b[2] for b in batches)
+                records = table.to_batches()
+                for batch in records:
+                    writer.write_batch(batch)
+                batches.append([int(u), first, len(records), table.num_rows])
+        finally:
+            if writer is not None:
+                writer.close()
+        staged.append((name, batches))
 
     if chunks is not None:
         # Why a second thread: reading and parsing chunk i + 1 (the generator) overlaps
@@ -327,9 +342,9 @@ def _quote(m: str) -> str:
     return urllib.parse.quote(m, safe="")
 
 
-def _read_ipc_mapped(slices: list[tuple[Path, int, int]]) -> pl.DataFrame:
-    """Row ranges ``(file, start, rows)`` of staged Arrow IPC files as one frame,
-    memory-mapped, zero-copy (a chunk per range).
+def _read_ipc_mapped(batches: list[tuple[Path, int, int]]) -> pl.DataFrame:
+    """Record batches ``(file, first, count)`` of staged Arrow IPC files as one frame,
+    memory-mapped, zero-copy (a chunk per batch).
 
     Why pyarrow's memory map and not ``pl.scan_ipc``: Polars copies and re-validates every
     string view on read (~0.25 CPU s per million events); the mapped pages are read once,
@@ -340,9 +355,11 @@ def _read_ipc_mapped(slices: list[tuple[Path, int, int]]) -> pl.DataFrame:
     import pyarrow.ipc as ipc
 
     tables = []
-    for f, start, rows in slices:
+    for f, first, count in batches:
         with pa.memory_map(str(f)) as source:
-            tables.append(ipc.open_file(source).read_all().slice(start, rows))
+            reader = ipc.open_file(source)
+            tables.append(pa.Table.from_batches(
+                [reader.get_batch(i) for i in range(first, first + count)]))
     # files of sources that left out different literal columns: the missing ones are null
     return pl.from_arrow(pa.concat_tables(tables, promote_options="default"))  # type: ignore[return-value]
 
@@ -366,27 +383,24 @@ def _restore_literals(df: pl.DataFrame, literals: dict[int, dict[str, Any]]) -> 
     return df.with_columns(exprs) if exprs else df
 
 
-def _unit_slices(s1: list[dict[str, Any]], n_units: int) -> list[list[tuple[str, int, int]]]:
-    """Per unit: its ``(chunk file, first row, rows)`` in each staged CSV chunk, in
-    (file, chunk) order (each chunk file is in unit order)."""
-    slices: list[list[tuple[str, int, int]]] = [[] for _ in range(n_units)]
+def _unit_batches(s1: list[dict[str, Any]], n_units: int) -> list[list[tuple[str, int, int]]]:
+    """Per unit: its ``(chunk file, first record batch, batches)`` in each staged CSV
+    chunk, in (file, chunk) order."""
+    out: list[list[tuple[str, int, int]]] = [[] for _ in range(n_units)]
     for r in s1:
-        for name, counts in r["chunks"]:
-            start = 0
-            for u, n in enumerate(counts):
-                if n:
-                    slices[u].append((name, start, n))
-                start += n
-    return slices
+        for name, batches in r["chunks"]:
+            for unit, first, count, _rows in batches:
+                out[unit].append((name, first, count))
+    return out
 
 
 def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: float,
                  literals: dict[int, dict[str, Any]] | None = None,
-                 slices: list[tuple[str, int, int]] | None = None) -> dict[str, Any]:
+                 batches: list[tuple[str, int, int]] | None = None) -> dict[str, Any]:
     """Sort, deduplicate and sessionize one unit; write its events by merchant.
 
     ``literals``: per file index, the columns stage 1 staged once per file (their value);
-    ``slices``: the unit's rows in the staged CSV chunks (:func:`_unit_slices`).
+    ``batches``: the unit's record batches in the staged CSV chunks (:func:`_unit_batches`).
     """
     import numpy as np
     import polars as pl
@@ -394,7 +408,7 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     folder = Path(stage) / "units" / f"unit={unit}"
     pq_files = sorted(folder.glob("*.parquet"))  # streamed sources: all rows, with codes
     # CSV chunks: good rows only
-    ipc_files = [(Path(stage) / "chunks" / name, start, n) for name, start, n in slices or []]
+    ipc_files = [(Path(stage) / "chunks" / name, first, n) for name, first, n in batches or []]
     counts = {"unit": unit, "rows_in": 0, "duplicates": 0, "out_of_order": 0,
               "sessionized_rows": 0, "purchases_without_view_or_cart": 0, "rows_out": 0,
               "merchants": {}}
@@ -847,9 +861,9 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         timings["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()
         literals = {i: r["literals"] for i, r in enumerate(s1) if r["literals"]}
-        slices = _unit_slices(s1, n_units)
+        unit_batches = _unit_batches(s1, n_units)
         s2 = run.map(_stage2_unit, [(u, str(stage), str(out), mapping.dedup,
-                                     mapping.session_gap_minutes, literals, slices[u])
+                                     mapping.session_gap_minutes, literals, unit_batches[u])
                                     for u in range(n_units)], "sessions", progress)
         timings["sessions_s"] = time.perf_counter() - t
         # the staged chunks are done with: freeing their pages (kernel time, ~0.6 s at
