@@ -150,7 +150,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                  strict: bool, chunk_bytes: int = 16 << 20) -> dict[str, Any]:
     """Parse one input file; stage good rows by unit, write its quarantine part."""
     import polars as pl
-    import pyarrow.ipc as ipc
+    from pyarrow import ipc
 
     from simpersona_env.ingest.read import (
         _NeedsQuotedPass,
