@@ -40,7 +40,7 @@ class IngestConfig:
     runner: RunnerConfig = field(default_factory=RunnerConfig, help="runner=local|ray")
     out_dir: str | None = field(None, help="output folder (default runs/ingest/<data.name>)")
     strict: bool = field(False, help="fail on the first bad row instead of quarantining")
-    units: int = field(0, help="buyer units for sessions and buyers (0: one per 64 MiB)")
+    units: int = field(0, help="buyer units for sessions and buyers (0: one per 32 MiB of input)")
     buyers: bool = field(True, help="build buyer representations and merchant statistics")
     max_len: int = field(64, help="events kept per buyer as tokens")
     heldout_fraction: float = field(0.5, help="share of each merchant's buyers held out")

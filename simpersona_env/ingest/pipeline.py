@@ -85,6 +85,8 @@ _MERCHANTS_PER_LOOP = 64
 # buyers share keys, which the sort handles by taking the buyer id too (tests set it low)
 _KEY_HASH_BITS = 64
 _STAGE_BYTES_PER_FILE = 16 << 20
+# a CSV larger than twice this is parsed in spans of about this many bytes, in parallel
+_SPAN_BYTES = 128 << 20
 #: Columns stage 3 reads (build_buyers' needs).
 _BUYER_COLUMNS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "category", "price")
 _DEDUP_KEYS = ("merchant_id", "buyer_id", "session_id", "ts", "event", "product_id",
@@ -147,8 +149,14 @@ def _quarantine_schema() -> dict[str, Any]:
 
 
 def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, stage: str,
-                 strict: bool, chunk_bytes: int = 16 << 20) -> dict[str, Any]:
-    """Parse one input file; stage good rows by unit, write its quarantine part."""
+                 strict: bool, chunk_bytes: int = 16 << 20,
+                 span: tuple[int, int, int, int] | None = None) -> dict[str, Any]:
+    """Parse one input file; stage good rows by unit, write its quarantine part.
+
+    ``span``: ``(index, start, stop, first_row)``: parse only that byte range of a CSV
+    (:func:`_stage1_tasks`); its bad rows are kept apart for :func:`_merge_spans`, which
+    writes the file's quarantine. A span that meets a quote returns ``whole_file``.
+    """
     import polars as pl
     from pyarrow import ipc
 
@@ -173,10 +181,13 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                                 "(strict=true stops at the first bad row; set strict=false "
                                 "to quarantine bad rows with their reasons and go on)")
 
+    # a span's chunk files are its own; the whole file's cover all of its spans
+    prefix = f"f{file_index:05d}-" + (f"s{span[0]:04d}-" if span is not None else "")
+
     def clear_parts() -> None:
         for part in (stage_dir / "units").glob(f"unit=*/f{file_index:05d}-*.parquet"):
             part.unlink()
-        for part in (stage_dir / "chunks").glob(f"f{file_index:05d}-*.arrow"):
+        for part in (stage_dir / "chunks").glob(f"{prefix}*.arrow"):
             part.unlink()
         result["chunks"] = []
 
@@ -211,7 +222,8 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
     # as Arrow IPC with only the columns stage 2 needs (IPC: a third of Parquet's write
     # cost, twice its read cost, ~30% less in all; measured), and bad rows (usually none)
     # stay in memory for the quarantine with their counts.
-    chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes)
+    chunks, info = source_chunks(Path(path), source, file_index, chunk_bytes,
+                                 span[1:] if span is not None else None)
     # per staged chunk file: its name and its record batches per unit
     result: dict[str, Any] = {"file": info, "good": 0, "bad": {}, "literals": {},
                               "chunks": []}
@@ -243,7 +255,7 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
             _unit=(pl.col("_k") % units).cast(pl.UInt32))
         parts = df.partition_by("_unit", as_dict=True, include_key=False)
         del df
-        name = f"f{file_index:05d}-{part:05d}.arrow"
+        name = f"{prefix}{part:05d}.arrow"
         batches: list[list[int]] = []  # [unit, first batch, batches, rows]
         writer = None
         try:
@@ -284,8 +296,12 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
                 if pending is not None:
                     pending.exception()  # wait for it before removing what it wrote
                 clear_parts()
+                if span is not None:  # the file is parsed whole instead (_merge_spans)
+                    return {**result, "whole_file": True}
                 chunks = None
                 bad_parts, codes_seen, staged = [], {}, []
+    if chunks is None and not info.empty and span is not None:
+        return {**result, "whole_file": True}  # not a span-able CSV after all
     if chunks is None and not info.empty:
         lf, info = scan_source(Path(path), source, file_index, stage_dir)
         result["file"] = info
@@ -306,34 +322,129 @@ def _stage1_file(path: str, source: SourceMapping, file_index: int, units: int, 
         by_code = {int(c): int(n) for c, n in codes.iter_rows()}
         bad_rows = staged.filter(pl.col(CODE) > 0) if staged is not None else None
     result["good"] = by_code.pop(0, 0)
+    if span is not None:
+        # the bad rows of a span, kept for the file's quarantine (_merge_spans)
+        result["bad_codes"] = by_code
+        if by_code and bad_rows is not None:
+            bad_dir = stage_dir / "bad"
+            bad_dir.mkdir(parents=True, exist_ok=True)
+            bad_rows.select("buyer_id", "merchant_id", LINE, CODE, *BAD_COLUMNS).collect() \
+                .write_parquet(bad_dir / f"{prefix}bad.parquet")
+        return result
     qpath = stage_dir / "quarantine" / f"f{file_index:05d}.parquet"
-    qpath.parent.mkdir(parents=True, exist_ok=True)
-    if by_code and bad_rows is not None:
-        quarantined = (bad_rows
-                       .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
-                               reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
-                               detail=detail_expr())
-                       .sort("line").collect())
-        # attach each bad row's raw source line, so the quarantine loses nothing
-        read_from = info.read_path or path
-        if source.format in ("csv", "tsv", "jsonl"):
-            skip = info.header_lines
-            lines = (raw_lines(read_from, skip=skip, lossy=True)
-                     .filter(pl.col("_row").is_in(
-                         (quarantined["line"] - 1 - skip).cast(pl.UInt32).implode()))
-                     .select(line=pl.col("_row").cast(pl.Int64) + 1 + skip, raw=pl.col("_raw"))
-                     .collect())
-            quarantined = quarantined.join(lines, on="line", how="left", maintain_order="left")
-        else:
-            quarantined = quarantined.with_columns(raw=pl.lit(None, pl.String))
-        quarantined = quarantined.select(
-            [pl.col(c).cast(t) for c, t in _quarantine_schema().items()])
-        quarantined.write_parquet(qpath)
-        result["bad"] = {k: int(v) for k, v in
-                         quarantined["reason"].value_counts().sort("reason").iter_rows()}
-    else:
-        pl.DataFrame(schema=_quarantine_schema()).write_parquet(qpath)
+    result["bad"] = _write_quarantine(path, source, info, bad_rows if by_code else None, qpath)
     return result
+
+
+def _write_quarantine(path: str, source: SourceMapping, info: Any,
+                      bad_rows: pl.LazyFrame | None, qpath: Path) -> dict[str, int]:
+    """A file's quarantine part (its bad rows with reason, detail and raw source line);
+    returns the count by reason."""
+    import polars as pl
+
+    qpath.parent.mkdir(parents=True, exist_ok=True)
+    if bad_rows is None:
+        pl.DataFrame(schema=_quarantine_schema()).write_parquet(qpath)
+        return {}
+    quarantined = (bad_rows
+                   .select(source=pl.lit(path, pl.String), line=pl.col(LINE),
+                           reason=pl.col(CODE).replace_strict(REASONS, return_dtype=pl.String),
+                           detail=detail_expr())
+                   .sort("line").collect())
+    # attach each bad row's raw source line, so the quarantine loses nothing
+    read_from = info.read_path or path
+    if source.format in ("csv", "tsv", "jsonl"):
+        skip = info.header_lines
+        lines = (raw_lines(read_from, skip=skip, lossy=True)
+                 .filter(pl.col("_row").is_in(
+                     (quarantined["line"] - 1 - skip).cast(pl.UInt32).implode()))
+                 .select(line=pl.col("_row").cast(pl.Int64) + 1 + skip, raw=pl.col("_raw"))
+                 .collect())
+        quarantined = quarantined.join(lines, on="line", how="left", maintain_order="left")
+    else:
+        quarantined = quarantined.with_columns(raw=pl.lit(None, pl.String))
+    quarantined = quarantined.select(
+        [pl.col(c).cast(t) for c, t in _quarantine_schema().items()])
+    quarantined.write_parquet(qpath)
+    return {k: int(v) for k, v in quarantined["reason"].value_counts().sort("reason").iter_rows()}
+
+
+def _stage1_tasks(files: list[tuple[str, SourceMapping]], run: Any, progress: Progress | None
+                  ) -> list[tuple[int, tuple[int, int, int, int] | None]]:
+    """Stage 1's calls: ``(file index, span)``, a large CSV in spans of ~``_SPAN_BYTES``.
+
+    Why spans: a file is otherwise one call, so a log of one large and one small file
+    keeps a core idle for most of the parse. A span must know the file line its first
+    line is (line numbers are the file's), so the spans' lines are counted first, in
+    parallel (a byte count, ~0.2 s per GB); a file with the quote character anywhere is
+    parsed whole (a quoted field may hold a newline).
+    """
+    from simpersona_env.ingest.read import count_span, csv_spans
+
+    tasks: list[tuple[int, tuple[int, int, int, int] | None]] = []
+    split: dict[int, list[tuple[int, int]]] = {}
+    for i, (p, s) in enumerate(files):
+        if (s.format in ("csv", "tsv") and s.encoding.replace("-", "").lower() != "latin1"
+                and os.path.getsize(p) > 2 * _SPAN_BYTES):
+            spans = csv_spans(Path(p), s, _SPAN_BYTES)
+            if len(spans) > 1:
+                split[i] = spans
+    calls = [(files[i][0], a, b, files[i][1].quote_char) for i, spans in split.items()
+             for a, b in spans]
+    counted = iter(run.map(count_span, calls, "lines", progress) if calls else [])
+    for i, (p, s) in enumerate(files):
+        if i not in split:
+            tasks.append((i, None))
+            continue
+        counts = [next(counted) for _ in split[i]]
+        if any(c["quote"] for c in counts):
+            tasks.append((i, None))
+            continue
+        first_row = 0
+        for k, ((a, b), c) in enumerate(zip(split[i], counts)):
+            tasks.append((i, (k, a, b, first_row)))
+            first_row += c["lines"]
+    return tasks
+
+
+def _merge_spans(files: list[tuple[str, SourceMapping]],
+                 tasks: list[tuple[int, tuple[int, int, int, int] | None]],
+                 results: list[dict[str, Any]], stage: Path,
+                 redo: Callable[[list[int]], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One stage-1 result per file from its spans' results: counts and chunks in order,
+    the quarantine written once; a file whose span met a quote is parsed whole (``redo``)."""
+    import polars as pl
+
+    by_file: dict[int, list[dict[str, Any]]] = {}
+    for (i, _span), r in zip(tasks, results):
+        by_file.setdefault(i, []).append(r)
+    whole = sorted({i for (i, span), r in zip(tasks, results)
+                    if span is not None and r.get("whole_file")})
+    for i in whole:
+        for f in (stage / "bad").glob(f"f{i:05d}-s*.parquet"):
+            f.unlink()
+    redone = dict(zip(whole, redo(whole))) if whole else {}
+    out = []
+    for i, (path, source) in enumerate(files):
+        parts = by_file[i]
+        if i in redone:
+            out.append(redone[i])
+        elif len(parts) == 1 and "bad_codes" not in parts[0]:
+            out.append(parts[0])
+        else:
+            info = parts[0]["file"]
+            info.lines = sum(r["file"].lines or 0 for r in parts)
+            info.recoded_lines = sorted(n for r in parts for n in r["file"].recoded_lines)
+            bad_files = sorted((stage / "bad").glob(f"f{i:05d}-s*.parquet"))
+            bad_rows = pl.scan_parquet(bad_files) if bad_files else None
+            out.append({
+                "file": info, "good": sum(r["good"] for r in parts), "spans": len(parts),
+                "literals": parts[0]["literals"],
+                "chunks": [c for r in parts for c in r["chunks"]],
+                "bad": _write_quarantine(path, source, info, bad_rows,
+                                         stage / "quarantine" / f"f{i:05d}.parquet"),
+            })
+    return out
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -856,8 +967,17 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
     cleaner: threading.Thread | None = None
     try:
         t = time.perf_counter()
-        s1 = run.map(_stage1_file, [(p, s, i, n_units, str(stage), strict, chunk_bytes)
-                                    for i, (p, s) in enumerate(files)], "parse", progress)
+        tasks = _stage1_tasks(files, run, progress)
+        parsed = run.map(_stage1_file, [(files[i][0], files[i][1], i, n_units, str(stage),
+                                         strict, chunk_bytes, span) for i, span in tasks],
+                         "parse", progress)
+
+        def redo(whole: list[int]) -> list[dict[str, Any]]:
+            return run.map(_stage1_file, [(files[i][0], files[i][1], i, n_units, str(stage),
+                                           strict, chunk_bytes) for i in whole],
+                           "parse (whole files)", progress)
+
+        s1 = _merge_spans(files, tasks, parsed, stage, redo)
         timings["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()
         literals = {i: r["literals"] for i, r in enumerate(s1) if r["literals"]}
@@ -932,6 +1052,7 @@ def _manifest(mapping: LogMapping, out: Path, s1: list[dict], s2: list[dict], n_
             "path": info.path, "format": info.format, "bytes": info.bytes,
             "rows_in": r["good"] + sum(r["bad"].values()), "rows_good": r["good"],
             "rows_quarantined": sum(r["bad"].values()), "quarantined_by_reason": r["bad"],
+            "parse_spans": r.get("spans", 1),
             "empty": info.empty, "recoded_latin1_lines": len(info.recoded_lines),
             "recoded_line_numbers": info.recoded_lines[:100], "notes": info.notes,
         })

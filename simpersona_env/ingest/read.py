@@ -573,8 +573,48 @@ def canonicalize(lf: pl.LazyFrame, s: SourceMapping, file_index: int) -> pl.Lazy
     return out
 
 
-def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 64 << 20
-               ) -> Iterator[pl.LazyFrame] | None:
+def csv_spans(path: Path, s: SourceMapping, span_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges ``[start, stop)`` of about ``span_bytes`` that cover a CSV's lines after
+    its header, each starting at a line start (so that they can be parsed apart)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        for _ in range(1 if s.has_header else 0):
+            fh.readline()
+        first = fh.tell()
+        cuts = [first]
+        while cuts[-1] + span_bytes < size:
+            fh.seek(cuts[-1] + span_bytes)
+            fh.readline()  # on to the next line start
+            if fh.tell() >= size:
+                break
+            cuts.append(fh.tell())
+    return [(a, b) for a, b in zip(cuts, [*cuts[1:], size])]
+
+
+def count_span(path: str | Path, start: int, stop: int, quote: str | None,
+               block: int = 16 << 20) -> dict[str, Any]:
+    """Lines in ``[start, stop)`` of a file (a last line without a newline counts) and
+    whether the quote character occurs there."""
+    import numpy as np
+
+    lines, has_quote, last = 0, False, b"\n"
+    q = quote.encode() if quote else None
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
+        while pos < stop:
+            data = fh.read(min(block, stop - pos))
+            if not data:
+                break
+            pos += len(data)
+            lines += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+            has_quote = has_quote or (q is not None and q in data)
+            last = data[-1:]
+    return {"lines": lines + (0 if last == b"\n" else 1), "quote": has_quote}
+
+
+def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 64 << 20,
+               span: tuple[int, int, int] | None = None) -> Iterator[pl.LazyFrame] | None:
     """Read a CSV in byte chunks ending at line ends, each parsed eagerly, for bounded memory.
 
     Each chunk is read once: its bytes give the line and separator counts (numpy) and the
@@ -582,6 +622,10 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
     line gets the per-line field counts (:func:`_chunk_shapes`). Lines that are not UTF-8 are decoded as
     latin-1 (reported). Returns None when the file cannot be cut at line ends safely (it
     holds the quote character, so a quoted field may span lines): use :func:`scan_source`.
+
+    ``span``: ``(start, stop, first_row)`` reads only the bytes ``[start, stop)`` (from
+    :func:`csv_spans`), whose first line is the file's ``first_row``-th after the header:
+    line numbers stay the file's, and ``info.lines`` counts the span's lines.
     """
     import numpy as np
     import polars as pl
@@ -600,16 +644,20 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
     def chunks() -> Iterator[pl.LazyFrame]:
         sep = ord(s.separator)
         eq = np.empty(0, dtype=bool)
-        row0 = 0
-        lines_seen = 0
+        start, stop, row0 = span if span is not None else (None, None, 0)
+        lines_seen = row0
         with open(path, "rb") as fh:
-            for _ in range(info.header_lines):
-                fh.readline()
+            if start is None:
+                for _ in range(info.header_lines):
+                    fh.readline()
+            else:
+                fh.seek(start)
             while True:
-                data = fh.read(chunk_bytes)
+                want = chunk_bytes if stop is None else min(chunk_bytes, stop - fh.tell())
+                data = fh.read(want) if want > 0 else b""
                 if not data:
                     break
-                if not data.endswith(b"\n"):
+                if not data.endswith(b"\n") and (stop is None or fh.tell() < stop):
                     # finish the chunk's last line (one copy of the chunk, not a cut and
                     # a carried tail: two)
                     data += fh.readline()
@@ -663,7 +711,7 @@ def csv_chunks(path: Path, s: SourceMapping, info: FileInfo, chunk_bytes: int = 
                     + 1 + info.header_lines)
                 row0 += n_lines
                 lines_seen += n_lines
-        info.lines = row0
+        info.lines = row0 - (span[2] if span is not None else 0)
 
     return chunks()
 
@@ -717,8 +765,10 @@ def _recode_lines(data: bytes, info: FileInfo, first_line: int) -> bytes:
 
 
 def source_chunks(path: Path, s: SourceMapping, file_index: int,
-                  chunk_bytes: int = 64 << 20) -> tuple[Iterator[pl.LazyFrame] | None, FileInfo]:
-    """Canonical lazy frames of a CSV file, one per byte chunk (see :func:`csv_chunks`).
+                  chunk_bytes: int = 64 << 20, span: tuple[int, int, int] | None = None
+                  ) -> tuple[Iterator[pl.LazyFrame] | None, FileInfo]:
+    """Canonical lazy frames of a CSV file (or of its ``span``), one per byte chunk (see
+    :func:`csv_chunks`).
 
     Returns ``(None, info)`` when the file is empty (``info.empty``) or needs the lazy scan
     (quoted fields, a latin-1 file, not CSV).
@@ -731,7 +781,7 @@ def source_chunks(path: Path, s: SourceMapping, file_index: int,
         info.empty = True
         info.notes.append("empty file: no rows")
         return None, info
-    chunks = csv_chunks(path, s, info, chunk_bytes)
+    chunks = csv_chunks(path, s, info, chunk_bytes, span)
     if chunks is None:
         return None, info
     return (canonicalize(lf, s, file_index) for lf in chunks), info
