@@ -31,13 +31,19 @@ def _log(tmp_path, n_files: int = 2, rows: int = 1500):
     return LogMapping(name="rt", sources=sources)
 
 
-def test_ray_and_local_runners_write_identical_parquet(tmp_path):
+def test_ray_and_local_runners_write_identical_parquet(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
+    from simpersona_env.ingest import pipeline
+
     mapping = _log(tmp_path)
     local = ingest(mapping, tmp_path / "local", units=2, bootstrap=50)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote = ingest(mapping, tmp_path / "ray", runner="ray", units=2, bootstrap=50)
+        with monkeypatch.context() as m:  # each file parsed in spans, by Ray tasks
+            m.setattr(pipeline, "_SPAN_BYTES", 8 << 10)
+            spans = ingest(mapping, tmp_path / "ray-spans", runner="ray", units=2,
+                           bootstrap=50)
         from simpersona_env.errors import DataError
 
         with pytest.raises(DataError, match=r"log0\.csv:6: bad_timestamp"):
@@ -54,3 +60,9 @@ def test_ray_and_local_runners_write_identical_parquet(tmp_path):
     assert local.manifest["rows"]["quarantined"] == 2
     assert (local.out_dir / "merchants.json").read_text() == \
         (remote.out_dir / "merchants.json").read_text()
+    assert min(f["parse_spans"] for f in spans.manifest["files"]) > 3
+    assert sorted(p.relative_to(spans.out_dir) for p in spans.out_dir.rglob("*.parquet")) \
+        == files_l
+    for rel in files_l:
+        assert pl.read_parquet(local.out_dir / rel).equals(pl.read_parquet(spans.out_dir / rel))
+    assert local.manifest["rows"] == spans.manifest["rows"]
