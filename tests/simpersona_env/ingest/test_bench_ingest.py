@@ -35,3 +35,23 @@ def test_bench_ingest_runs_and_the_implementations_agree(tmp_path, bench_script)
                 "simpersona_time_over_polars_minimal"):
         assert doc["ratios"][key] > 0
     assert (out / "bench_ingest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_bench_ingest_memory_reports_each_size(tmp_path, bench_script):
+    for f in ("rees46/2019-Oct-sample.csv", "taobao/UserBehavior-sample.csv"):
+        if not (default_data_dir() / f).exists():
+            pytest.skip(f"real data not found at {default_data_dir() / f} "
+                        "(set SIMPERSONA_DATA_DIR)")
+    out = tmp_path / "out"
+    assert bench_script("bench_ingest_memory").main(
+        ["--events", "40000,20000", "--data-root", str(tmp_path), "--out", str(out),
+         "--threads", "1"]) == 0
+    doc = json.loads((out / "bench_ingest_memory.json").read_text())
+    runs = doc["runs"]
+    assert [r["events"] for r in runs] == [20000, 40000]
+    assert runs[0]["data_mib"] < runs[1]["data_mib"]
+    for r in runs:
+        assert r["peak_mib"] > 0 and r["events_per_s"] > 0 and r["buyers"] > 0
+        assert r["peak_over_input"] == pytest.approx(r["peak_mib"] / r["data_mib"])
+    assert (out / "bench_ingest_memory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
