@@ -128,23 +128,26 @@ def _merchant(row: dict[str, Any], values: np.ndarray, counts: np.ndarray,
     }
 
 
-def _aggregate(funnel: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+def _aggregate(funnel: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
     import polars as pl
 
     steps = [(pl.col(f"reached_{p}") & pl.col(f"reached_{c}")).sum().alias(f"step_{c}")
              for p, c in pairwise(FUNNEL_STAGES)]
     aggs = [pl.len().alias("buyers"), pl.col("n_sessions").sum(), pl.col("n_events").sum(),
             *[pl.col(f"reached_{s}").sum() for s in FUNNEL_STAGES], *steps]
-    return funnel.group_by(by).agg(aggs).sort(by) if by else funnel.select(aggs)
+    out = funnel.group_by(by).agg(aggs).sort(by) if by else funnel.select(aggs)
+    return out.collect(engine="streaming")
 
 
-def merchant_stats(funnel: pl.DataFrame | None, *, bootstrap: int = 1000,
+def merchant_stats(funnel: pl.DataFrame | pl.LazyFrame | None, *, bootstrap: int = 1000,
                    confidence: float = 0.95, seed: int = 0,
                    merchant_heldout_fraction: float = 0.0) -> dict[str, Any]:
     """Statistics per merchant (and over all buyers) from a :func:`buyer_funnel` table.
 
     Args:
-        funnel: the per-buyer funnel table (None or empty: no merchants).
+        funnel: the per-buyer funnel table (None or empty: no merchants); a lazy one
+            (e.g. a scan of parts) is streamed: only the buyers with a priced purchase are
+            held in memory.
         bootstrap: resamples per interval.
         confidence: interval level.
         seed: base seed; each merchant's draws are seeded by its id, so adding a merchant
@@ -171,16 +174,19 @@ def merchant_stats(funnel: pl.DataFrame | None, *, bootstrap: int = 1000,
         },
         "merchants": {},
     }
-    if funnel is None or funnel.height == 0:
+    lf = funnel.lazy() if funnel is not None else None
+    merchants = (lf.select(pl.col("merchant_id").unique().sort()).collect(engine="streaming")
+                 .to_series() if lf is not None else None)
+    if merchants is None or merchants.len() == 0:
         out["overall"] = None
         return _clean(out)
-    merchants = funnel["merchant_id"].unique().sort()
     splits = dict(zip(merchants.to_list(),
                       merchant_split(merchants, heldout_fraction=merchant_heldout_fraction,
                                      seed=seed).to_list()))
     seeds = dict(zip(merchants.to_list(), stable_hash(merchants, seed).tolist()))
-    purchasers = (funnel.filter(pl.col("n_priced_purchases") > 0)
-                  .sort(["merchant_id", "buyer_id"]))
+    purchasers = (lf.filter(pl.col("n_priced_purchases") > 0)
+                  .select("merchant_id", "buyer_id", "order_value", "n_priced_purchases")
+                  .collect(engine="streaming").sort(["merchant_id", "buyer_id"]))
     pm = purchasers["merchant_id"]
     values = purchasers["order_value"].to_numpy().astype(np.float64)
     counts = purchasers["n_priced_purchases"].to_numpy().astype(np.float64)
@@ -189,13 +195,13 @@ def merchant_stats(funnel: pl.DataFrame | None, *, bootstrap: int = 1000,
               .agg(pl.col("_i").min().alias("lo"), (pl.col("_i").max() + 1).alias("hi")))
     slices = {m: (lo, hi) for m, lo, hi in bounds.iter_rows()}
     del pm
-    for row in _aggregate(funnel, ["merchant_id"]).iter_rows(named=True):
+    for row in _aggregate(lf, ["merchant_id"]).iter_rows(named=True):
         m = row["merchant_id"]
         lo, hi = slices.get(m, (0, 0))
         rng = np.random.default_rng([seed, int(seeds[m]) & 0xFFFFFFFF])
         out["merchants"][m] = {**_merchant(row, values[lo:hi], counts[lo:hi], rng, bootstrap,
                                            confidence), "split": splits[m]}
-    overall = _aggregate(funnel, []).row(0, named=True)
+    overall = _aggregate(lf, []).row(0, named=True)
     out["overall"] = _merchant(overall, values, counts, np.random.default_rng([seed, 0]),
                                bootstrap, confidence)
     return _clean(out)

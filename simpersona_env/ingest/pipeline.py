@@ -373,18 +373,20 @@ def _stage1_tasks(files: list[tuple[str, SourceMapping]], run: Any, progress: Pr
                   ) -> list[tuple[int, tuple[int, int, int, int] | None]]:
     """Stage 1's calls: ``(file index, span)``, a large CSV in spans of ~``_SPAN_BYTES``.
 
-    Why spans: a file is otherwise one call, so a log of one large and one small file
-    keeps a core idle for most of the parse. A span must know the file line its first
-    line is (line numbers are the file's), so the spans' lines are counted first, in
-    parallel (a byte count, ~0.2 s per GB); a file with the quote character anywhere is
-    parsed whole (a quoted field may hold a newline).
+    Why spans: a file is otherwise one call, so one large file is parsed by one worker
+    (two threads: read and stage) however many workers or Ray nodes there are. On two
+    cores it changes little (the second thread already fills the other core; measured),
+    on more it scales the parse; with one worker the files are parsed whole. A span must know the file line its first line is (line
+    numbers are the file's), so the spans' lines are counted first, in parallel (a byte
+    count, ~0.2 s per GB); a file with the quote character anywhere is parsed whole (a
+    quoted field may hold a newline).
     """
     from simpersona_env.ingest.read import count_span, csv_spans
 
     tasks: list[tuple[int, tuple[int, int, int, int] | None]] = []
     split: dict[int, list[tuple[int, int]]] = {}
     for i, (p, s) in enumerate(files):
-        if (s.format in ("csv", "tsv") and s.encoding.replace("-", "").lower() != "latin1"
+        if (run.workers > 1 and s.format in ("csv", "tsv") and s.encoding.replace("-", "").lower() != "latin1"
                 and os.path.getsize(p) > 2 * _SPAN_BYTES):
             spans = csv_spans(Path(p), s, _SPAN_BYTES)
             if len(spans) > 1:
@@ -782,6 +784,7 @@ class _Local:
 
     def __init__(self, threads: int = 1):
         self.threads = max(1, threads)
+        self.workers = self.threads
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], stage: str,
             progress: Progress | None) -> list[Any]:
@@ -845,6 +848,7 @@ class _Ray:
                 "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}}
             ray.init(**kwargs)
             self.started = True
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
 
     def map(self, fn: Callable[..., Any], calls: list[tuple], stage: str,
             progress: Progress | None) -> list[Any]:
@@ -1015,8 +1019,8 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
             timings["buyers_s"] = time.perf_counter() - t
             t = time.perf_counter()
             funnel_parts = sorted((stage / "buyers").glob("funnel-*.arrow"))
-            funnel = (pl.concat([pl.read_ipc(f) for f in funnel_parts]) if funnel_parts
-                      else None)
+            # streamed: only the buyers with a priced purchase are held at once
+            funnel = pl.scan_ipc(funnel_parts) if funnel_parts else None
             stats = merchant_stats(funnel, bootstrap=bootstrap, confidence=confidence,
                                    seed=seed, merchant_heldout_fraction=merchant_heldout_fraction)
             (out / "merchants.json").write_text(json.dumps(stats, indent=2) + "\n")
