@@ -94,3 +94,26 @@ def test_stable_hash_pinned_value():
         x *= np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(31)
     assert stable_hash(pl.Series(["a"]))[0] == x[0]
+
+
+def test_buyer_split_is_the_hash_of_merchant_and_buyer_joined():
+    """buyer_split hashes each merchant prefix once per run of equal merchants and goes on
+    over the buyer id: exactly the hash of the joined key, in any row order, with nulls
+    (the empty string) and multi-byte text."""
+    import random
+
+    from simpersona_env.buyers.split import _SEP, unit_hash
+
+    rng = random.Random(4)
+    merchants = [rng.choice([None, "", "shop", "électronique", "店铺-7"]) for _ in range(3000)]
+    buyers = [rng.choice([None, "", f"u{rng.randint(0, 10**9)}", "日本-ü"]) for _ in range(3000)]
+    for order in ("as drawn", "grouped"):
+        if order == "grouped":
+            rows = sorted(zip(merchants, buyers), key=lambda r: (r[0] or "", r[1] or ""))
+            merchants, buyers = [r[0] for r in rows], [r[1] for r in rows]
+        m, b = pl.Series(merchants, dtype=pl.String), pl.Series(buyers, dtype=pl.String)
+        joined = m.fill_null("") + _SEP + b.fill_null("")
+        for seed in (0, 11):
+            want = np.where(unit_hash(joined, seed) < 0.4, "heldout", "train")
+            got = buyer_split(m, b, heldout_fraction=0.4, seed=seed).to_numpy()
+            assert (got == want).all(), (order, seed)
