@@ -12,9 +12,9 @@ run the very same code and write the very same bytes:
    (merchant rank, buyer hash) key and time, count out-of-order rows, deduplicate,
    sessionize rows without a session id by the inactivity gap, write
    ``events/merchant_id=<m>/part-<unit>.parquet`` (each merchant a slice of the unit);
-3. per unit: buyer representations (with each merchant's price edges and log end computed
-   once over the whole log, merchants batched up to ~1M events per query) and per-buyer
-   funnel flags for the merchant statistics.
+3. per unit: buyer representations (with each merchant's price edges and log end over
+   the whole log, merged from stage 2's per-unit price counts) and per-buyer funnel flags
+   for the merchant statistics.
 
 Speed and memory are measured by ``bench/bench_ingest.py`` (docs/mapping.md).
 
@@ -451,6 +451,11 @@ def _merge_spans(files: list[tuple[str, SourceMapping]],
 
 # ----------------------------------------------------------------------------- stage 2
 
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _quote(m: str) -> str:
     return urllib.parse.quote(m, safe="")
 
@@ -667,8 +672,17 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     counts["rows_out"] = df.height
     counts["ts_min"], counts["ts_max"] = df["ts"].min(), df["ts"].max()
     # rows are in merchant order: each merchant is a zero-copy slice
-    sizes = (df.select((pl.col("_key") // top).alias("_m"))
-             .group_by("_m").len().sort("_m"))
+    rank = (pl.col("_key") // top).alias("_m")
+    sizes = df.group_by(rank).agg(pl.len(), pl.col("ts").max()).sort("_m")
+    # the merchant context's part from this unit (_merchant_context): each merchant's
+    # last event and its known prices as value counts
+    counts["log_end"] = {merchants[r]: t for r, _, t in sizes.iter_rows()}
+    names = pl.Series(merchants, dtype=pl.String)
+    (df.lazy().filter(pl.col("price").is_not_null() & pl.col("price").is_finite())
+     .group_by(rank, "price").agg(n=pl.len())
+     .select(merchant_id=pl.lit(names).gather(pl.col("_m")), price="price", n="n")
+     .collect().write_parquet(_mkdir(Path(stage) / "prices") / f"part-{unit:05d}.parquet"))
+    sizes = sizes.select("_m", "len")
     df = df.select(CANONICAL_COLUMNS)
     if len(merchants) <= _MERCHANTS_PER_LOOP:
         offset = 0
@@ -701,49 +715,55 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
 
 # ----------------------------------------------------------------------------- stage 3
 
-#: Events read at once by :func:`_merchant_context` (price and time: 16 bytes each; the
-#: quantiles copy them a few times, so ~0.1 GB at the peak).
-_CONTEXT_ROWS = 1_000_000
+def _merchant_context(stage: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
+    """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output, from
+    stage 2's parts: each unit's last event per merchant and its known prices as value
+    counts (``prices/part-<unit>.parquet``).
 
-
-def _merchant_context(out: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
-    """:func:`~simpersona_env.buyers.represent.merchant_context` of the whole output.
-
-    Merchants are taken in batches of up to ``_CONTEXT_ROWS`` events (a merchant larger
-    than that alone, as before), one Polars query per batch: memory is bounded by the batch or the
-    largest merchant rather than the log, and a log of thousands of small merchants (Tmall's
-    sellers) is a few queries, not one per merchant.
+    Why parts and not a pass over the written events: the quantiles of a merchant's prices
+    need only its distinct prices and their counts, which stage 2 has in hand (computed in
+    parallel); the pass read every event again after stage 2, alone, and held the largest
+    merchant's prices in memory. The values are the same: linear interpolation as Polars
+    computes it (``lower + (upper - lower) * fraction`` at ``(n - 1) * q``; tested).
     """
+    import numpy as np
     import polars as pl
 
     from simpersona_env.buyers.represent import merchant_context
 
-    sizes: dict[str, int] = {}
-    for r in s2:
-        for m, n in r["merchants"].items():
-            sizes[m] = sizes.get(m, 0) + n
-    if not sizes:
-        return merchant_context(read_events(out)).collect()
-    batches: list[list[str]] = [[]]
-    rows = 0
-    for m in sorted(sizes):
-        if batches[-1] and rows + sizes[m] > _CONTEXT_ROWS:
-            batches.append([])
-            rows = 0
-        batches[-1].append(m)
-        rows += sizes[m]
-    parts = []
-    for batch in batches:
-        files = [f for m in batch
-                 for f in sorted((out / "events" / f"merchant_id={_quote(m)}").glob("*.parquet"))]
-        events = pl.scan_parquet(files, hive_partitioning=False)
-        if len(batch) == 1:  # a large merchant: two columns, its id a literal
-            events = events.select("price", "ts").with_columns(
-                merchant_id=pl.lit(batch[0], pl.String))
-        else:  # one scan of all the batch's files (not one per merchant)
-            events = events.select("merchant_id", "price", "ts")
-        parts.append(merchant_context(events).collect())
-    return pl.concat(parts).sort("merchant_id")
+    log_end: dict[str, Any] = {}
+    for r in s2:  # good rows always have a time
+        for m, t in r.get("log_end", {}).items():
+            log_end[m] = max(log_end.get(m, t), t)
+    if not log_end:
+        return merchant_context(pl.LazyFrame(
+            schema={"merchant_id": pl.String, "price": pl.Float64,
+                    "ts": pl.Datetime("us", "UTC")})).collect()
+    parts = sorted((stage / "prices").glob("part-*.parquet"))
+    counts = (pl.scan_parquet(parts).group_by("merchant_id", "price")
+              .agg(pl.col("n").sum()).sort("merchant_id", "price").collect())
+    merchants = sorted(log_end)
+    edges: dict[str, list[float | None]] = {m: [None] * 4 for m in merchants}
+    ids = counts["merchant_id"].to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if ids.size else []
+    bounds = zip(starts, [*starts[1:], ids.size]) if ids.size else []
+    prices, n = counts["price"].to_numpy(), counts["n"].to_numpy()
+    for lo_row, hi_row in bounds:
+        values, cum = prices[lo_row:hi_row], np.cumsum(n[lo_row:hi_row])
+        total = int(cum[-1])
+        out = []
+        for q in (0.2, 0.4, 0.6, 0.8):
+            at = (total - 1) * q
+            lo, hi = math.floor(at), math.ceil(at)
+            lower = values[np.searchsorted(cum, lo, side="right")]
+            upper = values[np.searchsorted(cum, hi, side="right")]
+            out.append(float(lower + (upper - lower) * (at - lo)))
+        edges[str(ids[lo_row])] = out
+    return pl.DataFrame({
+        "merchant_id": merchants,
+        **{f"_q{i}": [edges[m][i] for m in merchants] for i in range(4)},
+        "_log_end": pl.Series([log_end[m] for m in merchants], dtype=pl.Datetime("us", "UTC")),
+    }, schema_overrides={f"_q{i}": pl.Float64 for i in range(4)})
 
 
 def _stage3_unit(unit: int, stage: str, out: str, context_path: str, max_len: int,
@@ -999,7 +1019,7 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         if buyers:
             t = time.perf_counter()
             ctx_path = stage / "context.parquet"
-            _merchant_context(out, s2).write_parquet(ctx_path)
+            _merchant_context(stage, s2).write_parquet(ctx_path)
             s3 = run.map(_stage3_unit, [(u, str(stage), str(out), str(ctx_path), max_len,
                                          heldout_fraction, seed) for u in range(n_units)],
                          "buyers", progress)

@@ -146,7 +146,8 @@ def test_write_read_roundtrip_and_version_check(tmp_path):
 
 
 def test_ingest_buyers_equal_build_buyers_on_its_events(tmp_path):
-    """The ingest builds buyers in units with whole-log context: same as building at once."""
+    """The ingest builds buyers in units with whole-log context (price edges from each
+    unit's price counts, nan and inf left out): the same as building at once."""
     import random
 
     from simpersona_env.ingest import (
@@ -160,10 +161,13 @@ def test_ingest_buyers_equal_build_buyers_on_its_events(tmp_path):
 
     rng = random.Random(0)
     lines = ["shop,user,time,action,item,price"]
-    for _ in range(800):
-        lines.append(f"s{rng.randint(1, 3)},u{rng.randint(1, 90)},{1_700_000_000 + rng.randint(0, 90000)},"
+    for _ in range(3000):
+        shop = rng.randint(1, 5)
+        price = rng.choice(["", "1", "5", "20", "80", "nan", "inf", "-0.0", "0",
+                            f"{rng.uniform(0, 500):.2f}", f"{rng.uniform(0, 500):.2f}"])
+        lines.append(f"s{shop},u{rng.randint(1, 200)},{1_700_000_000 + rng.randint(0, 90000)},"
                      f"{rng.choice(['v', 'v', 'c', 'b', 'q'])},p{rng.randint(1, 20)},"
-                     f"{rng.choice(['', '1', '5', '20', '80'])}")
+                     f"{'' if shop == 5 else price}")  # shop 5 never shows a price
     (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
     src = SourceMapping(path=str(tmp_path / "log.csv"),
                         columns={"buyer_id": "user", "ts": "time", "event": "action",
@@ -173,6 +177,48 @@ def test_ingest_buyers_equal_build_buyers_on_its_events(tmp_path):
                         timestamp=TimestampSpec(unit="s"), merchant=MerchantKey(column="shop"))
     res = ingest(LogMapping(name="u", sources=[src]), tmp_path / "out", units=3, max_len=16,
                  bootstrap=10)
+    assert res.manifest["rows"]["quarantined"] == 0
     got = read_buyers(res.buyers_dir).sort("merchant_id", "buyer_id")
     want = build_buyers(read_events(res.out_dir), max_len=16)
     assert got.equals(want)
+
+
+def test_ingest_price_edges_from_unit_counts_equal_merchant_context(tmp_path):
+    """The ingest's merchant context merges each unit's price counts; its edges are exactly
+    (bit for bit) merchant_context's quantiles over all the events."""
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+
+    from simpersona_env.buyers.represent import merchant_context
+    from simpersona_env.ingest.pipeline import _merchant_context
+
+    rng = np.random.default_rng(2)
+    n = 20_000
+    prices = np.round(rng.lognormal(3, 1.5, n) * 100) / 100  # cents: many ties
+    prices[rng.random(n) < 0.05] = np.nan
+    prices[rng.random(n) < 0.01] = np.inf
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    events = pl.DataFrame({
+        "merchant_id": rng.choice(["a", "b", "c", "only-one", "no-prices"], n),
+        "price": prices,
+        "ts": [t0 + timedelta(seconds=int(s)) for s in rng.integers(0, 10**6, n)],
+        "unit": rng.integers(0, 4, n),
+    }).with_columns(  # every 17th row without a price; one merchant with one price, one none
+        price=pl.when((pl.col("merchant_id") == "no-prices") | (pl.int_range(pl.len()) % 17 == 0))
+        .then(None)
+        .when(pl.col("merchant_id") == "only-one").then(pl.lit(7.5))
+        .otherwise("price"))
+    (tmp_path / "prices").mkdir()
+    s2 = []
+    for u, part in events.group_by("unit"):
+        known = part.filter(pl.col("price").is_not_null() & pl.col("price").is_finite())
+        known.group_by("merchant_id", "price").agg(n=pl.len()).write_parquet(
+            tmp_path / "prices" / f"part-{u[0]:05d}.parquet")
+        s2.append({"log_end": dict(part.group_by("merchant_id").agg(pl.col("ts").max())
+                                   .iter_rows())})
+    got = _merchant_context(tmp_path, s2)
+    want = merchant_context(events).collect().sort("merchant_id")
+    assert got.columns == want.columns
+    assert got.equals(want.cast(got.schema)), (got, want)
+    assert got.filter(pl.col("merchant_id") == "no-prices")["_q0"].is_null().all()
