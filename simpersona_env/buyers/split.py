@@ -117,7 +117,12 @@ def _pair_hash(merchant_ids: pl.Series, buyer_ids: pl.Series, seed: int) -> np.n
 
 def unit_hash(keys: pl.Series, seed: int = 0) -> np.ndarray:
     """Each key's stable hash mapped to a float in [0, 1)."""
-    return (stable_hash(keys, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return _to_unit(stable_hash(keys, seed))
+
+
+def _to_unit(h: np.ndarray) -> np.ndarray:
+    """64-bit hashes -> floats in [0, 1) (their top 53 bits)."""
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def _check_fraction(heldout_fraction: float, key: str) -> None:
@@ -135,8 +140,7 @@ def buyer_split(merchant_ids: pl.Series, buyer_ids: pl.Series, *, heldout_fracti
         ConfigError: when ``heldout_fraction`` is outside [0, 1].
     """
     _check_fraction(heldout_fraction, "heldout_fraction")
-    unit = (_pair_hash(merchant_ids, buyer_ids, seed) >> np.uint64(11)).astype(np.float64) \
-        / float(1 << 53)
+    unit = _to_unit(_pair_hash(merchant_ids, buyer_ids, seed))
     return _labels("split", unit < heldout_fraction)
 
 

@@ -5,7 +5,7 @@ run the very same code and write the very same bytes:
 
 1. per input file (CSV in byte chunks, anything else as one streaming Polars scan): parse,
    validate, cast; good rows are staged by ``unit`` (a hash of merchant and buyer, so a
-   unit holds whole buyers: one Arrow IPC file per CSV chunk with its rows in unit order,
+   unit holds whole buyers: one Arrow IPC file per CSV chunk with a record batch per unit,
    a Parquet folder per unit for other sources), bad rows go to the quarantine with
    their line numbers;
 2. per unit (in memory once, bounded by the unit size): one stable sort by a 64-bit
@@ -672,15 +672,15 @@ def _stage2_unit(unit: int, stage: str, out: str, dedup: bool, gap_minutes: floa
     counts["rows_out"] = df.height
     counts["ts_min"], counts["ts_max"] = df["ts"].min(), df["ts"].max()
     # rows are in merchant order: each merchant is a zero-copy slice
-    rank = (pl.col("_key") // top).alias("_m")
-    sizes = df.group_by(rank).agg(pl.len(), pl.col("ts").max()).sort("_m")
+    m_rank = (pl.col("_key") // top).alias("_m")
+    sizes = df.group_by(m_rank).agg(pl.len(), pl.col("ts").max()).sort("_m")
     # the merchant context's part from this unit (_merchant_context): each merchant's
     # last event and its known prices as value counts
     counts["log_end"] = {merchants[r]: t for r, _, t in sizes.iter_rows()}
-    names = pl.Series(merchants, dtype=pl.String)
     (df.lazy().filter(pl.col("price").is_not_null() & pl.col("price").is_finite())
-     .group_by(rank, "price").agg(n=pl.len())
-     .select(merchant_id=pl.lit(names).gather(pl.col("_m")), price="price", n="n")
+     .group_by(m_rank, "price").agg(n=pl.len())
+     .select(merchant_id=pl.lit(pl.Series(merchants, dtype=pl.String)).gather(pl.col("_m")),
+             price="price", n="n")
      .collect().write_parquet(_mkdir(Path(stage) / "prices") / f"part-{unit:05d}.parquet"))
     sizes = sizes.select("_m", "len")
     df = df.select(CANONICAL_COLUMNS)
@@ -736,29 +736,22 @@ def _merchant_context(stage: Path, s2: list[dict[str, Any]]) -> pl.DataFrame:
         for m, t in r.get("log_end", {}).items():
             log_end[m] = max(log_end.get(m, t), t)
     if not log_end:
-        return merchant_context(pl.LazyFrame(
-            schema={"merchant_id": pl.String, "price": pl.Float64,
-                    "ts": pl.Datetime("us", "UTC")})).collect()
-    parts = sorted((stage / "prices").glob("part-*.parquet"))
-    counts = (pl.scan_parquet(parts).group_by("merchant_id", "price")
-              .agg(pl.col("n").sum()).sort("merchant_id", "price").collect())
+        return merchant_context(pl.LazyFrame(schema=pl.Schema(CANONICAL_SCHEMA))).collect()
+    counts = (pl.scan_parquet(sorted((stage / "prices").glob("part-*.parquet")))
+              .group_by("merchant_id", "price").agg(pl.col("n").sum())
+              .sort("merchant_id", "price").collect())
     merchants = sorted(log_end)
     edges: dict[str, list[float | None]] = {m: [None] * 4 for m in merchants}
-    ids = counts["merchant_id"].to_numpy()
-    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if ids.size else []
-    bounds = zip(starts, [*starts[1:], ids.size]) if ids.size else []
-    prices, n = counts["price"].to_numpy(), counts["n"].to_numpy()
-    for lo_row, hi_row in bounds:
-        values, cum = prices[lo_row:hi_row], np.cumsum(n[lo_row:hi_row])
-        total = int(cum[-1])
+    for part in counts.partition_by("merchant_id", maintain_order=True):
+        values, cum = part["price"].to_numpy(), np.cumsum(part["n"].to_numpy())
         out = []
-        for q in (0.2, 0.4, 0.6, 0.8):
-            at = (total - 1) * q
+        for q in (0.2, 0.4, 0.6, 0.8):  # the k-th smallest price is values[#cum <= k]
+            at = (int(cum[-1]) - 1) * q
             lo, hi = math.floor(at), math.ceil(at)
             lower = values[np.searchsorted(cum, lo, side="right")]
             upper = values[np.searchsorted(cum, hi, side="right")]
             out.append(float(lower + (upper - lower) * (at - lo)))
-        edges[str(ids[lo_row])] = out
+        edges[part["merchant_id"][0]] = out
     return pl.DataFrame({
         "merchant_id": merchants,
         **{f"_q{i}": [edges[m][i] for m in merchants] for i in range(4)},
@@ -954,8 +947,9 @@ def ingest(mapping: LogMapping, out_dir: str | Path, *, strict: bool = False,
         confidence: level of the intervals.
         chunk_bytes: bytes of a CSV read at once (bounds the parse's memory; no effect on
             the output).
-        threads: files or units the local runner works on at once (each thread holds
-            one unit in memory; no effect on the output).
+        threads: files (or spans of a CSV over 256 MiB, when above 1) or units the local
+            runner works on at once (each thread holds one unit in memory; no effect on
+            the output).
         progress: ``progress(stage, done, total)`` callback.
 
     Returns:

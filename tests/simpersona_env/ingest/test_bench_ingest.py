@@ -10,12 +10,17 @@ import pytest
 from storefront_mock.canonical import default_data_dir
 
 
-@pytest.mark.slow
-def test_bench_ingest_runs_and_the_implementations_agree(tmp_path, bench_script):
+def _need_real_logs() -> None:
+    """Skip unless the REES46 and Taobao samples the resampler copies from are there."""
     for f in ("rees46/2019-Oct-sample.csv", "taobao/UserBehavior-sample.csv"):
         if not (default_data_dir() / f).exists():
             pytest.skip(f"real data not found at {default_data_dir() / f} "
                         "(set SIMPERSONA_DATA_DIR)")
+
+
+@pytest.mark.slow
+def test_bench_ingest_runs_and_the_implementations_agree(tmp_path, bench_script):
+    _need_real_logs()
     out = tmp_path / "out"
     assert bench_script("bench_ingest").main(
         ["--events", "40000", "--pandas-events", "40000", "--data", str(tmp_path / "data"),
@@ -39,10 +44,7 @@ def test_bench_ingest_runs_and_the_implementations_agree(tmp_path, bench_script)
 
 @pytest.mark.slow
 def test_bench_ingest_memory_reports_each_size(tmp_path, bench_script):
-    for f in ("rees46/2019-Oct-sample.csv", "taobao/UserBehavior-sample.csv"):
-        if not (default_data_dir() / f).exists():
-            pytest.skip(f"real data not found at {default_data_dir() / f} "
-                        "(set SIMPERSONA_DATA_DIR)")
+    _need_real_logs()
     out = tmp_path / "out"
     assert bench_script("bench_ingest_memory").main(
         ["--events", "40000,20000", "--data-root", str(tmp_path), "--out", str(out),
